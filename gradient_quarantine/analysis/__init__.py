@@ -1,0 +1,1 @@
+"""Statistics, figures and tables regenerated from run directories alone."""

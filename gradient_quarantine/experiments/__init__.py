@@ -1,0 +1,1 @@
+"""Presets, sweeps (YAML) and the job queue (SQLite locally, SLURM through submitit)."""
