@@ -1,0 +1,398 @@
+"""Problem loaders: the public environment's jsonl schema, the shipped built-in set, and the Hugging Face
+`newfacade/LeetCodeDataset` (DESIGN section 4). Every loader returns `list[Problem]` (substrate/types.py).
+
+    >>> problems = load_problems("builtin")                       # the shipped easy set
+    >>> problems = load_problems("../shared/data/leetcode_test_medhard.jsonl")   # the public schema
+    >>> problems = load_problems("hf:newfacade/LeetCodeDataset")  # real runs: medium+hard, self-verified
+
+The public schema (one JSON object per line): `id`, `question` (the statement, wrapped in the environment's
+"PROBLEM:" ... "Your solution to the problem should be ... SOLUTION:" frame), `gt_answer` (a list of
+`assert Solution().f(...) == expected` strings), `func_name` ("Solution().f"), `setup_code`,
+`canonical_solution`, `prompt_metadata.starter_code`, `difficulty`. The frame is stripped on load, so
+`Problem.question` is the bare statement (examples and constraints kept) and `prompts.render_prompt` adds
+our own frame, with the mode's hint, around it. A malformed row fails with an error that names the file,
+the row and the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.resources
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gradient_quarantine.substrate.types import Problem
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PACKAGE = "gradient_quarantine.substrate.builtin"
+BUILTIN_FILE = "problems.jsonl"
+HF_DEFAULT = "newfacade/LeetCodeDataset"
+
+# The public environment wraps each statement in this frame; `clean_statement` removes it.
+_PREAMBLE = "PROBLEM:"
+_TRAILER = re.compile(r"\n[ \t]*Your solution to the problem should be a method of the class Solution\b")
+_METHOD_NAME = re.compile(r"^[A-Za-z_]\w*(\(\))?(\.[A-Za-z_]\w*)+$")  # "Solution().f"
+
+
+class ProblemFormatError(ValueError):
+    """A row of a problem file does not follow the schema. The message names file, row and field."""
+
+
+# --------------------------------------------------------------------------------------------- statement
+
+
+def clean_statement(question: str) -> str:
+    """The bare statement: no "PROBLEM:" preamble, no "Your solution ... SOLUTION:" trailer.
+
+    Also turns the non-breaking spaces LeetCode text is full of into plain spaces and drops trailing
+    whitespace on each line (both cost tokens and carry nothing). Idempotent.
+
+        >>> clean_statement("PROBLEM:\\nAdd two numbers.\\n\\nYour solution to the problem should be a method "
+        ...                 "of the class Solution called add ...\\nSOLUTION:\\n")
+        'Add two numbers.'
+    """
+    text = question.replace("\r\n", "\n").replace("\xa0", " ")
+    text = text.strip()
+    if text.startswith(_PREAMBLE):
+        text = text[len(_PREAMBLE) :]
+    trailers = list(_TRAILER.finditer(text))
+    if trailers:  # cut at the last one: a statement could quote the phrase
+        text = text[: trailers[-1].start()]
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# ------------------------------------------------------------------------------------- public jsonl schema
+
+
+def _fail(where: str, field: str, what: str) -> ProblemFormatError:
+    return ProblemFormatError(f"{where}: field '{field}' {what}")
+
+
+def _require_str(row: Mapping, field: str, where: str, *, allow_empty: bool = False) -> str:
+    if field not in row:
+        raise _fail(where, field, "is missing")
+    value = row[field]
+    if not isinstance(value, str):
+        raise _fail(where, field, f"must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise _fail(where, field, "must be a non-empty string")
+    return value
+
+
+def _parses(code: str) -> SyntaxError | None:
+    try:
+        ast.parse(code)
+    except SyntaxError as e:
+        return e
+    return None
+
+
+def problem_from_row(row: Any, where: str, source: str) -> Problem:
+    """Validate one row of the public schema and normalise it into a `Problem`.
+
+    `where` prefixes every error ("data.jsonl row 7"), so a bad file is fixed in one look.
+    """
+    if not isinstance(row, Mapping):
+        raise ProblemFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
+
+    if "id" not in row:
+        raise _fail(where, "id", "is missing")
+    pid = row["id"]
+    if isinstance(pid, bool) or not isinstance(pid, (int, str)) or not str(pid).strip():
+        raise _fail(where, "id", f"must be a non-empty string or an integer, got {pid!r}")
+
+    question = _require_str(row, "question", where)
+    func_name = _require_str(row, "func_name", where).strip()
+    if not _METHOD_NAME.match(func_name):
+        raise _fail(where, "func_name", f"must look like 'Solution().methodName', got {func_name!r}")
+    method = func_name.split(".")[-1]
+
+    tests = row.get("gt_answer")
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) and t.strip() for t in tests):
+        raise _fail(where, "gt_answer", "must be a non-empty list of assert strings")
+    for i, t in enumerate(tests):
+        if not t.lstrip().startswith("assert "):
+            raise _fail(where, "gt_answer", f"item {i} must be an assert statement, got {t[:60]!r}")
+        if err := _parses(t):
+            raise _fail(where, "gt_answer", f"item {i} is not valid Python ({err.msg})")
+        if method not in t:
+            raise _fail(where, "gt_answer", f"item {i} does not call {method!r} (func_name)")
+    if len(set(tests)) != len(tests):
+        raise _fail(where, "gt_answer", "contains duplicate tests")
+
+    setup_code = _require_str(row, "setup_code", where, allow_empty=True) if "setup_code" in row else ""
+    if err := _parses(setup_code):
+        raise _fail(where, "setup_code", f"is not valid Python ({err.msg} on line {err.lineno})")
+    canonical = _require_str(row, "canonical_solution", where)
+    if err := _parses(canonical):
+        raise _fail(where, "canonical_solution", f"is not valid Python ({err.msg} on line {err.lineno})")
+
+    meta = row.get("prompt_metadata")
+    if not isinstance(meta, Mapping):
+        raise _fail(where, "prompt_metadata", "must be an object with a 'starter_code' string")
+    starter = meta.get("starter_code")
+    if not isinstance(starter, str) or not starter.strip():
+        raise _fail(where, "prompt_metadata.starter_code", "must be a non-empty string")
+    if method not in starter:
+        raise _fail(where, "prompt_metadata.starter_code", f"does not define {method!r} (func_name)")
+
+    difficulty = row.get("difficulty", "unknown")
+    if not isinstance(difficulty, str) or not difficulty.strip():
+        raise _fail(where, "difficulty", f"must be a string such as 'medium', got {difficulty!r}")
+
+    statement = clean_statement(question)
+    if not statement:
+        raise _fail(where, "question", "holds no statement once the PROBLEM:/SOLUTION: frame is removed")
+
+    return Problem(
+        id=str(pid).strip(),
+        question=statement,
+        starter_code=starter,
+        func_name=func_name,
+        tests=tuple(t.strip() for t in tests),
+        setup_code=setup_code,
+        canonical_solution=canonical,
+        difficulty=difficulty.strip().lower(),
+        source=source,
+    )
+
+
+def load_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
+    """Load a file in the public environment's schema (see the module docstring).
+
+        >>> ps = load_jsonl("../shared/data/leetcode_test_medhard.jsonl")
+        >>> len(ps), ps[0].func_name
+        (119, 'Solution().shortestDistanceAfterQueries')
+
+    `source` is recorded on every problem (default: the file's stem). Raises `ProblemFormatError` naming
+    the file, the 1-based row and the field for the first malformed row, and for duplicate ids.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"problem file not found: {path}")
+    source = source or path.stem
+    problems: list[Problem] = []
+    first_row_of: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} row {lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ProblemFormatError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+            problem = problem_from_row(row, where, source)
+            if problem.id in first_row_of:
+                raise _fail(where, "id", f"{problem.id!r} repeats the id of row {first_row_of[problem.id]}")
+            first_row_of[problem.id] = lineno
+            problems.append(problem)
+    if not problems:
+        raise ProblemFormatError(f"{path.name}: no problems (the file is empty)")
+    return problems
+
+
+def load_builtin() -> list[Problem]:
+    """The built-in easy set that ships in the package (`substrate/builtin/problems.jsonl`)."""
+    resource = importlib.resources.files(BUILTIN_PACKAGE) / BUILTIN_FILE
+    if not resource.is_file():
+        raise FileNotFoundError(
+            f"the built-in problem set is missing ({BUILTIN_PACKAGE}/{BUILTIN_FILE}); "
+            "build it with: python -m gradient_quarantine.substrate.builtin.build"
+        )
+    with importlib.resources.as_file(resource) as path:
+        return load_jsonl(path, source="builtin")
+
+
+# ------------------------------------------------------------------------------ Hugging Face LeetCodeDataset
+
+# The columns `newfacade/LeetCodeDataset` (v0.3.1, the hub's current files) has and we read. Others
+# (tags, estimated_date, query, response, ...) are ignored.
+HF_COLUMNS = ("task_id", "question_id", "difficulty", "problem_description", "starter_code", "prompt",
+              "completion", "entry_point", "test", "input_output")
+
+Verifier = Callable[[Problem], bool]
+
+
+def asserts_from_input_output(entry_point: str, input_output: Iterable[Mapping]) -> list[str]:
+    """`[{"input": "n = 7, k = 2", "output": "[1, 2]"}]` -> `["assert Solution().f(n = 7, k = 2) == [1, 2]"]`.
+
+    This is exactly how the public environment's `gt_answer` strings read. Cases that do not form valid
+    Python are skipped (the caller counts them).
+    """
+    tests = []
+    for case in input_output or ():
+        inp, out = case.get("input"), case.get("output")
+        if not isinstance(inp, str) or not isinstance(out, str) or not out.strip():
+            continue
+        test = f"assert {entry_point}({inp.strip()}) == {out.strip()}"
+        if _parses(test) is None:
+            tests.append(test)
+    return tests
+
+
+def asserts_from_check_function(entry_point: str, test_src: str) -> list[str]:
+    """The asserts of a human-eval style `def check(candidate): assert candidate(...) == ...`, with
+    `candidate` replaced by the entry point (fallback when a row has no `input_output`)."""
+    try:
+        tree = ast.parse(test_src or "")
+    except SyntaxError:
+        return []
+    tests = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "check":
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assert):
+                    segment = ast.get_source_segment(test_src, stmt) or ""
+                    test = re.sub(r"\bcandidate\(", f"{entry_point}(", segment)
+                    if "candidate" not in test and _parses(test) is None:
+                        tests.append(test)
+    return tests
+
+
+def _default_verifier() -> Verifier | None:
+    """The strict grader's canonical-solution check, when the grader module is installed."""
+    try:
+        from gradient_quarantine.substrate import grader
+    except ImportError:
+        return None
+    return grader.canonical_passes
+
+
+def load_hf_leetcode(
+    name: str = HF_DEFAULT,
+    split: str = "train",
+    data_files: str | Path | list[str | Path] | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    difficulties: tuple[str, ...] = ("medium", "hard"),
+    verify: Verifier | str | None = "auto",
+    limit: int | None = None,
+) -> list[Problem]:
+    """Load `newfacade/LeetCodeDataset` (or local files in its format) as `Problem`s.
+
+        >>> ps = load_hf_leetcode()                                   # hub: needs network or an HF cache
+        >>> ps = load_hf_leetcode(data_files="tests/fixtures/leetcodedataset_sample.jsonl", verify=None)
+
+    Mapping: `id` = `question_id` (the public environment's ids are LeetCode question ids, so the two
+    sets can be de-duplicated against each other), `question` = `problem_description`, `starter_code`,
+    `func_name` = `entry_point`, `setup_code` = `prompt` (the imports and ListNode/TreeNode helpers),
+    `canonical_solution` = `completion`, `tests` = `input_output` rendered as public-schema asserts
+    (falling back to the asserts of the `test` function).
+
+    Kept: rows whose `difficulty` is in `difficulties` (case-insensitive) and whose canonical solution
+    passes its own tests under `verify` (a callable `Problem -> bool`; "auto" = the strict grader's
+    `canonical_passes`; None = no check, e.g. for a quick look). `data_files` (a local .jsonl/.json or
+    .parquet file, or a list of them) loads offline through the matching `datasets` builder; `name` is
+    then only recorded as the source.
+    """
+    import datasets  # deferred: heavy, and only real runs use the hub
+
+    if verify == "auto":
+        verify = _default_verifier()
+        if verify is None:
+            log.warning("no grader installed: canonical solutions of %s are NOT verified", name)
+    elif verify is not None and not callable(verify):
+        raise ValueError(f"verify must be a callable Problem -> bool, 'auto' or None, got {verify!r}")
+
+    if data_files is not None:
+        files = [str(p) for p in (data_files if isinstance(data_files, list) else [data_files])]
+        missing = [f for f in files if not Path(f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"data_files not found: {missing}")
+        suffixes = {Path(f).suffix.lower() for f in files}
+        builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+        kinds = {builder.get(s) for s in suffixes}
+        if None in kinds or len(kinds) != 1:
+            raise ValueError(f"data_files must all be .jsonl/.json or all .parquet, got suffixes {sorted(suffixes)}")
+        dataset = datasets.load_dataset(kinds.pop(), data_files=files, split="train",
+                                        cache_dir=str(cache_dir) if cache_dir else None)
+    else:
+        dataset = datasets.load_dataset(name, split=split, cache_dir=str(cache_dir) if cache_dir else None)
+
+    missing_cols = [c for c in ("difficulty", "problem_description", "starter_code", "completion", "entry_point")
+                    if c not in dataset.column_names]
+    if missing_cols:
+        raise ProblemFormatError(f"{name} ({split}): missing columns {missing_cols}; has {dataset.column_names}")
+
+    wanted = {d.lower() for d in difficulties}
+    source = f"hf:{name}"
+    problems: list[Problem] = []
+    dropped = {"difficulty": 0, "no_tests": 0, "malformed": 0, "canonical_fails": 0, "duplicate": 0}
+    seen: set[str] = set()
+    for index, row in enumerate(dataset):
+        if str(row.get("difficulty") or "").lower() not in wanted:
+            dropped["difficulty"] += 1
+            continue
+        entry_point = (row.get("entry_point") or "").strip()
+        tests = asserts_from_input_output(entry_point, row.get("input_output") or [])
+        if not tests:
+            tests = asserts_from_check_function(entry_point, row.get("test") or "")
+        tests = list(dict.fromkeys(tests))  # de-duplicate, keep order (the first 3 are the visible ones)
+        if not tests:
+            dropped["no_tests"] += 1
+            continue
+        qid = row.get("question_id")
+        public_row = {
+            "id": qid if qid is not None else row.get("task_id"),
+            "question": row.get("problem_description") or "",
+            "gt_answer": tests,
+            "func_name": entry_point,
+            "setup_code": row.get("prompt") or "",
+            "canonical_solution": row.get("completion") or "",
+            "prompt_metadata": {"starter_code": row.get("starter_code") or ""},
+            "difficulty": row.get("difficulty"),
+        }
+        try:
+            problem = problem_from_row(public_row, f"{name} {split} row {index}", source)
+        except ProblemFormatError as e:
+            log.info("dropped: %s", e)
+            dropped["malformed"] += 1
+            continue
+        if problem.id in seen:
+            dropped["duplicate"] += 1
+            continue
+        if verify is not None and not verify(problem):
+            dropped["canonical_fails"] += 1
+            continue
+        seen.add(problem.id)
+        problems.append(problem)
+        if limit is not None and len(problems) >= limit:
+            break
+    log.info("%s (%s): kept %d problems; dropped %s", name, split, len(problems), dropped)
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------ dispatch
+
+
+def load_problems(spec: str) -> list[Problem]:
+    """One entry point for every problem source.
+
+        >>> load_problems("builtin")                        # the shipped set
+        >>> load_problems("data/leetcode_test_medhard.jsonl")   # a file in the public schema
+        >>> load_problems("hf:newfacade/LeetCodeDataset")   # the hub dataset, train split, medium+hard
+    """
+    spec = spec.strip()
+    if spec == "builtin":
+        return load_builtin()
+    if spec.startswith("hf:"):
+        name = spec[3:].strip()
+        if not name:
+            raise ValueError("'hf:' needs a dataset name, e.g. 'hf:newfacade/LeetCodeDataset'")
+        return load_hf_leetcode(name)
+    if spec.endswith(".jsonl"):
+        return load_jsonl(spec)
+    hint = difflib.get_close_matches(spec, ["builtin"], n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise ValueError(
+        f"unknown problem source {spec!r}{suggestion}: use 'builtin', a path to a .jsonl file in the public "
+        "schema, or 'hf:<dataset name>'"
+    )
