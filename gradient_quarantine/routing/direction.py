@@ -1,0 +1,357 @@
+"""The hack direction `v_grad` from a pair set, its controls (random-V, placebo), and the cosine the gate reads.
+
+Math (docs/architecture.md "Pair differences and v_grad", DESIGN section 5):
+
+    d_i      = grad[l(hack_i) - l(clean_i)]                        per pair, capture coordinates, per module m
+    D_m      = stack_i d_i,m                                       (n_pairs, R)
+    V_m      = top-k right singular vectors of D_m                 (k, R), oriented: mean_i <d_i,m, v> >= 0
+    v_hat    = concat_m V_m^T V_m mean_i d_i,m, unit norm over all modules
+    cos(u)   = <u, v_hat> / ||u||                                  over the concatenation of all modules
+
+The band (`band.py`) is calibrated on the same pair gradients: `c_hack_i = cos(grad l(hack_i))`,
+`c_clean_i = cos(grad l(clean_i))`, `lower = mean c_clean`, `upper = mean c_hack`.
+
+Controls:
+  * random-V (`random_direction_like`): per module a Haar-random orthonormal (k, R) basis, and a v_hat inside
+    its span with the same per-module norm as the real v_hat (so the same total norm, 1). Not oriented by the
+    pairs: its band width is about 0 with either sign, so it must be run frout-matched.
+  * placebo (`placebo_pairs`): the same extraction on pairs whose two sides are both clean.
+
+    >>> direction, band = extract_direction(model, adapter, tok, pairs, k=1, length_norm="sequence_mean")
+    >>> band.width, band.loo_separation
+    >>> rand = random_direction_like(direction, seed=0)
+    >>> save_direction(direction, "out/dir/v_grad.safetensors"); d2 = load_direction("out/dir/v_grad.safetensors")
+    >>> cosine(cap.per_rollout, direction.v_hat)        # (B,)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_save
+
+from gradient_quarantine.io import atomic_write_bytes, atomic_write_json
+from gradient_quarantine.routing.band import Band, calibrate_band
+from gradient_quarantine.routing.pairs import LengthNorm, Pair, sequence_logprob_grads
+
+DIRECTION_FORMAT = "gq-direction-v1"
+DIRECTION_KINDS = ("v_grad", "random", "placebo")
+_EPS = 1e-12
+
+
+@dataclass
+class Direction:
+    """Per-module hack direction in capture coordinates.
+
+    `basis[m]`: (k, R) orthonormal rows spanning module m's top-k pair-difference directions.
+    `v_hat[m]`: (R,) the gate direction's block for module m; unit norm over the concatenation of modules.
+    `kind`: "v_grad" (from hack/clean pairs), "random" (random-V control) or "placebo" (clean/clean pairs).
+    """
+
+    basis: dict[str, torch.Tensor]
+    v_hat: dict[str, torch.Tensor]
+    kind: str = "v_grad"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in DIRECTION_KINDS:
+            raise ValueError(f"Direction.kind={self.kind!r}: one of {DIRECTION_KINDS}")
+        if set(self.basis) != set(self.v_hat):
+            raise ValueError("Direction.basis and Direction.v_hat must cover the same modules")
+        ks = {b.shape[0] for b in self.basis.values()}
+        if len(ks) != 1:
+            raise ValueError(f"every module must have the same k, got {sorted(ks)}")
+        for m, b in self.basis.items():
+            if b.ndim != 2 or self.v_hat[m].shape != (b.shape[1],):
+                raise ValueError(
+                    f"module {m}: basis must be (k, R) and v_hat (R,), got {tuple(b.shape)}, {tuple(self.v_hat[m].shape)}"
+                )
+
+    @property
+    def k(self) -> int:
+        return next(iter(self.basis.values())).shape[0]
+
+    @property
+    def modules(self) -> list[str]:
+        return list(self.v_hat)
+
+    def norms(self) -> dict[str, float]:
+        """||v_hat_m|| per module (they sum in squares to 1)."""
+        return {m: float(v.norm()) for m, v in self.v_hat.items()}
+
+    def to(self, device: torch.device | str) -> Direction:
+        return Direction(
+            {m: b.to(device) for m, b in self.basis.items()},
+            {m: v.to(device) for m, v in self.v_hat.items()},
+            self.kind,
+            dict(self.meta),
+        )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# cosine
+
+
+def cosine(grads: Mapping[str, torch.Tensor], v_hat: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """`cos(G, v_hat) = <G, v_hat> / (||G|| ||v_hat||)` over the concatenation of the modules of `v_hat`.
+
+    `grads[m]`: (..., R) for every module of `v_hat` (extra modules in `grads` are an error: a cosine over a
+    subset would silently change its meaning). Returns (...); rows with zero gradient get cosine 0.
+    """
+    dot, sq = dot_and_sqnorm(grads, v_hat)
+    vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
+    return dot / (sq.sqrt() * vnorm).clamp(min=_EPS)
+
+
+def dot_and_sqnorm(
+    grads: Mapping[str, torch.Tensor], v_hat: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(<G, v_hat>, ||G||^2)` summed over modules, each (...), float32."""
+    if set(grads) != set(v_hat):
+        missing, extra = set(v_hat) - set(grads), set(grads) - set(v_hat)
+        raise KeyError(
+            f"gradient and direction modules differ: missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}"
+        )
+    dot = sq = None
+    for m, v in v_hat.items():
+        g = grads[m].float()  # (..., R)
+        d_m = g @ v.to(g.device, torch.float32)  # (...)
+        s_m = (g * g).sum(-1)  # (...)
+        dot = d_m if dot is None else dot + d_m
+        sq = s_m if sq is None else sq + s_m
+    return dot, sq
+
+
+# ------------------------------------------------------------------------------------------------------------
+# extraction
+
+
+def direction_from_grads(
+    hack_grads: Mapping[str, torch.Tensor],
+    clean_grads: Mapping[str, torch.Tensor],
+    k: int = 1,
+    kind: str = "v_grad",
+) -> Direction:
+    """`v_grad` from per-pair side gradients `{m: (n, R)}` (pure math; see the module docstring).
+
+    Computed on CPU in float64 (the matrices are n x R, tiny), so the result does not depend on the device;
+    the returned tensors are float32 on the device of the inputs.
+    """
+    if set(hack_grads) != set(clean_grads):
+        raise KeyError("hack and clean gradients must cover the same modules")
+    basis: dict[str, torch.Tensor] = {}
+    proj: dict[str, torch.Tensor] = {}
+    device = None
+    for m in hack_grads:
+        device = hack_grads[m].device
+        D = (hack_grads[m].detach().double() - clean_grads[m].detach().double()).cpu()  # (n, R): d_i,m
+        n, R = D.shape
+        if not 1 <= k <= min(n, R):
+            raise ValueError(f"k={k} must be in [1, min(n_pairs={n}, R={R})]: need at least k pairs")
+        _, _, Vh = torch.linalg.svd(D, full_matrices=False)  # Vh (min(n,R), R)
+        Vm = Vh[:k]  # (k, R) top-k right singular vectors
+        d_bar = D.mean(0)  # (R,) mean pair difference
+        sign = torch.where(Vm @ d_bar < 0, -1.0, 1.0).double()  # orient: mean_i <d_i, v> >= 0
+        Vm = Vm * sign[:, None]
+        basis[m] = Vm
+        proj[m] = Vm.T @ (Vm @ d_bar)  # (R,) projection of d_bar onto span(V_m)
+    total = torch.sqrt(sum((p**2).sum() for p in proj.values()))
+    if not total > _EPS:
+        raise ValueError(
+            "the mean pair difference is zero in every module's span: the two sides of every pair give the same "
+            "gradient (identical completions?)"
+        )
+    v_hat = {m: (p / total).float().to(device) for m, p in proj.items()}
+    return Direction({m: b.float().to(device) for m, b in basis.items()}, v_hat, kind, {"k": k})
+
+
+def side_cosines(
+    direction: Direction, hack_grads: Mapping[str, torch.Tensor], clean_grads: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(c_hack, c_clean)`, each (n,): each side's gradient cosine with `v_hat`."""
+    return cosine(hack_grads, direction.v_hat), cosine(clean_grads, direction.v_hat)
+
+
+def leave_one_out_separation(
+    hack_grads: Mapping[str, torch.Tensor], clean_grads: Mapping[str, torch.Tensor], k: int = 1
+) -> float | None:
+    """Fraction of pairs i that a direction and band calibrated *without* pair i still separate.
+
+    Pair i is separated when, with `v_hat` and `[lower, upper]` recomputed from the other pairs, its clean side's
+    cosine lies below the band's midpoint and its hack side's above it (so the gate routes the hack side more
+    than half and the clean side less than half), and that band has positive width. None when fewer than
+    k + 1 pairs (nothing left to calibrate on). A label-free gauge: it uses only the pair set.
+    """
+    n = next(iter(hack_grads.values())).shape[0]
+    if n < k + 1 or n < 2:
+        return None
+    hits = 0
+    for i in range(n):
+        keep = [j for j in range(n) if j != i]
+        h = {m: g[keep] for m, g in hack_grads.items()}
+        c = {m: g[keep] for m, g in clean_grads.items()}
+        try:
+            d = direction_from_grads(h, c, k)
+        except ValueError:
+            continue  # degenerate without pair i: not separated
+        band = calibrate_band(*side_cosines(d, h, c))
+        ch, cc = side_cosines(
+            d,
+            {m: g[i : i + 1] for m, g in hack_grads.items()},
+            {m: g[i : i + 1] for m, g in clean_grads.items()},
+        )
+        mid = 0.5 * (band.lower + band.upper)
+        hits += int(band.width > 0 and float(cc) < mid < float(ch))
+    return hits / n
+
+
+def pair_side_grads(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    pairs: Sequence[Pair],
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """`(grad l(hack_i), grad l(clean_i))`, each `{m: (n, R)}`, from one batched backward over the 2n sides."""
+    if not pairs:
+        raise ValueError("empty pair set")
+    n = len(pairs)
+    prompts = [p.prompt for p in pairs] * 2
+    completions = [p.hack for p in pairs] + [p.clean for p in pairs]
+    grads = sequence_logprob_grads(
+        model,
+        adapter,
+        tokenizer,
+        prompts,
+        completions,
+        length_norm,
+        temperature=temperature,
+        batch_size=batch_size,
+    )
+    return {m: g[:n] for m, g in grads.items()}, {m: g[n:] for m, g in grads.items()}
+
+
+def extract_direction(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    pairs: Sequence[Pair],
+    k: int = 1,
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    kind: str = "v_grad",
+    batch_size: int | None = None,
+) -> tuple[Direction, Band]:
+    """`v_grad` and its band from a pair set, on the current policy (the caller sets the adapter state).
+
+    `kind="placebo"` labels a direction extracted from clean/clean pairs (`placebo_pairs`).
+    The band carries the per-pair cosines and the leave-one-pair-out separation.
+    """
+    norm = LengthNorm.parse(length_norm)
+    hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
+    direction = direction_from_grads(hack_g, clean_g, k, kind)
+    direction.meta.update({"n_pairs": len(pairs), "length_norm": str(norm), "temperature": temperature})
+    band = calibrate_band(*side_cosines(direction, hack_g, clean_g))
+    band.loo_separation = leave_one_out_separation(hack_g, clean_g, k)
+    return direction, band
+
+
+# ------------------------------------------------------------------------------------------------------------
+# controls
+
+
+def random_direction_like(direction: Direction, seed: int) -> Direction:
+    """Random-V: per module a Haar-random orthonormal (k, R) basis and a v_hat in its span, ||v_hat_m|| as in
+    `direction` (same per-module rank and norm, DESIGN section 5). Deterministic in `seed` (CPU generator)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    basis: dict[str, torch.Tensor] = {}
+    v_hat: dict[str, torch.Tensor] = {}
+    for m in direction.v_hat:  # insertion order is the model's module order: deterministic
+        k, R = direction.basis[m].shape
+        A = torch.randn(R, k, generator=gen, dtype=torch.float64)
+        Q, Rr = torch.linalg.qr(A)  # (R, k), (k, k)
+        Q = Q * torch.sign(torch.diagonal(Rr)).where(
+            torch.diagonal(Rr) != 0, torch.ones(k, dtype=torch.float64)
+        )
+        z = torch.randn(k, generator=gen, dtype=torch.float64)
+        u = Q @ z  # (R,) Haar-random unit direction inside the random span
+        u = u / u.norm()
+        dev = direction.v_hat[m].device
+        basis[m] = Q.T.float().to(dev)  # (k, R)
+        v_hat[m] = (u * direction.v_hat[m].double().norm().cpu()).float().to(dev)
+    return Direction(basis, v_hat, "random", {**direction.meta, "seed": int(seed), "like": direction.kind})
+
+
+def placebo_pairs(pairs: Sequence[Pair], alt_clean: Sequence[str] | None = None) -> list[Pair]:
+    """Placebo pairs: both sides clean, so any "direction" they give carries no hack signal.
+
+    With `alt_clean` (a second clean completion per pair, same prompt, e.g. another correct solution), pair i
+    becomes `(prompt_i, clean_i, alt_clean_i)`: the cleanest placebo. Without it, the second side of pair i is the
+    clean side of pair i+1 (cyclically): still clean code, but for another prompt, so the placebo then also
+    carries an "off-prompt" difference. Only clean sides are read, never the hack sides (label-free).
+    """
+    if alt_clean is not None:
+        if len(alt_clean) != len(pairs):
+            raise ValueError(
+                f"alt_clean needs one completion per pair: {len(alt_clean)} for {len(pairs)} pairs"
+            )
+        return [Pair(p.prompt, p.clean, a) for p, a in zip(pairs, alt_clean, strict=True)]
+    if len(pairs) < 2:
+        raise ValueError(
+            "placebo pairs without alt_clean need at least 2 pairs (each borrows another's clean side)"
+        )
+    n = len(pairs)
+    return [Pair(pairs[i].prompt, pairs[i].clean, pairs[(i + 1) % n].clean) for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# persistence
+
+
+def save_direction(direction: Direction, path: str | Path) -> None:
+    """Write `path` (safetensors: `<module>.basis` (k, R), `<module>.v_hat` (R,)) and a JSON sidecar
+    `<path stem>.json` (kind, k, per-module norms, meta) for humans. Both atomic."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for m in direction.v_hat:
+        tensors[f"{m}.basis"] = direction.basis[m].detach().float().cpu().contiguous()
+        tensors[f"{m}.v_hat"] = direction.v_hat[m].detach().float().cpu().contiguous()
+    meta = {
+        "format": DIRECTION_FORMAT,
+        "kind": direction.kind,
+        "modules": json.dumps(direction.modules),
+        "meta": json.dumps(direction.meta),
+    }
+    atomic_write_bytes(path, safetensors_save(tensors, metadata=meta))
+    atomic_write_json(
+        path.with_suffix(".json"),
+        {
+            "format": DIRECTION_FORMAT,
+            "kind": direction.kind,
+            "k": direction.k,
+            "n_modules": len(direction.v_hat),
+            "meta": direction.meta,
+            "v_hat_norms": direction.norms(),
+        },
+    )
+
+
+def load_direction(path: str | Path, device: torch.device | str = "cpu") -> Direction:
+    """Read a direction written by `save_direction` (module order preserved)."""
+    with safe_open(str(path), framework="pt", device=str(device)) as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != DIRECTION_FORMAT:
+            raise ValueError(
+                f"{path}: not a gradient_quarantine direction file (format={meta.get('format')!r})"
+            )
+        modules = json.loads(meta["modules"])
+        basis = {m: f.get_tensor(f"{m}.basis") for m in modules}
+        v_hat = {m: f.get_tensor(f"{m}.v_hat") for m in modules}
+    return Direction(basis, v_hat, meta["kind"], json.loads(meta.get("meta", "{}")))

@@ -1,0 +1,215 @@
+"""The pair set and per-sequence log-prob gradients in adapter (capture) coordinates.
+
+A `Pair` is (prompt, clean completion, hack completion). The only supervision it carries is which side is
+the hack: no mode, no problem id, no label beyond the side assignment (no-cheat invariant, DESIGN section 5).
+
+`sequence_logprob_grads` returns, for each sequence `y_n` given its prompt, the gradient in capture coordinates
+of `l(y_n) = norm_n * sum_t log p(y_nt | prompt, y_n<t)`, for all sequences in one batched forward/backward
+(docs/architecture.md "Pair differences and v_grad"). The normalisation must match the live GRPO loss
+(DESIGN section 9: "the extraction's length normalisation must match the live loss"); TRL's `loss_type` maps to
+`length_norm` as follows (TRL 1.16 `GRPOTrainer._compute_loss`):
+
+| TRL loss_type            | live per-sequence weight                  | length_norm here              |
+|--------------------------|-------------------------------------------|-------------------------------|
+| `grpo`, `sapo`           | `1 / |y_b|` (mean over the sequence)      | `"sequence_mean"`             |
+| `dr_grpo`                | `1 / max_completion_length` (constant)    | `"constant:<max_completion_length>"` |
+| `dapo`, `bnpo`, `cispo`, `vespo` | `1 / tokens in the batch` (one constant per batch) | `"none"` (sum)   |
+| `luspo`                  | sum over the sequence                     | `"none"`                      |
+
+A weight that is one constant for the whole batch changes neither cosines nor the direction, so "none" is
+exact for the token-normalised losses up to that constant; what matters is that long and short sequences are
+weighted relative to each other as the live loss weighs them. The batch-wide `1/B` of `grpo` is dropped for the
+same reason. Use `length_norm_for_loss_type` to derive the setting from a trainer config.
+
+    >>> pairs = [Pair(prompt=[{"role": "user", "content": "Sum digits of n."}], clean=CLEAN, hack=HACK)]
+    >>> grads = sequence_logprob_grads(model, adapter, tok, [p.prompt for p in pairs], [p.hack for p in pairs],
+    ...                                length_norm="sequence_mean")
+    >>> grads["model.layers.0.mlp.down_proj"].shape     # (n_sequences, R)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from gradient_quarantine.routing.capture import GradCapture
+
+# TRL loss_type -> length_norm kind (see the module docstring). "constant" needs max_completion_length.
+_LOSS_TYPE_NORM = {
+    "grpo": "sequence_mean",
+    "sapo": "sequence_mean",
+    "dr_grpo": "constant",
+    "dapo": "none",
+    "bnpo": "none",
+    "cispo": "none",
+    "vespo": "none",
+    "luspo": "none",
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One pair: a chat prompt (list of `{"role", "content"}` messages) and two completions of it."""
+
+    prompt: list[dict]
+    clean: str
+    hack: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, list) or not all(
+            isinstance(m, dict) and "content" in m for m in self.prompt
+        ):
+            raise ValueError("Pair.prompt must be a list of chat messages ({'role': ..., 'content': ...})")
+        if not self.clean or not self.hack:
+            raise ValueError("Pair.clean and Pair.hack must be non-empty completions")
+
+
+@dataclass(frozen=True)
+class LengthNorm:
+    """How `l(y)` normalises the summed token log-probs: `sequence_mean` (1/|y|), `none` (1) or `constant` (1/N)."""
+
+    kind: str
+    constant: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str | LengthNorm) -> LengthNorm:
+        """`"sequence_mean"`, `"none"` or `"constant:<N>"` (N > 0)."""
+        if isinstance(spec, LengthNorm):
+            return spec
+        if spec in ("sequence_mean", "none"):
+            return cls(spec)
+        if isinstance(spec, str) and spec.startswith("constant:"):
+            try:
+                n = float(spec.split(":", 1)[1])
+            except ValueError:
+                n = float("nan")
+            if not (math.isfinite(n) and n > 0):
+                raise ValueError(
+                    f"length_norm {spec!r}: the constant must be a positive number, e.g. 'constant:512'"
+                )
+            return cls("constant", n)
+        raise ValueError(
+            f"unknown length_norm {spec!r}: use 'sequence_mean' (TRL grpo), 'none' (dapo/bnpo) or "
+            "'constant:<max_completion_length>' (dr_grpo); see length_norm_for_loss_type"
+        )
+
+    def weights(self, n_tokens: torch.Tensor) -> torch.Tensor:
+        """Per-sequence weight on the summed log-probs, shape of `n_tokens` (completion tokens per sequence)."""
+        if self.kind == "sequence_mean":
+            return 1.0 / n_tokens.clamp(min=1).to(torch.float32)
+        if self.kind == "constant":
+            return torch.full(n_tokens.shape, 1.0 / float(self.constant), dtype=torch.float32)
+        return torch.ones(n_tokens.shape, dtype=torch.float32)
+
+    def __str__(self) -> str:
+        return f"constant:{self.constant:g}" if self.kind == "constant" else self.kind
+
+
+def length_norm_for_loss_type(loss_type: str, max_completion_length: int | None = None) -> str:
+    """The `length_norm` that matches TRL's GRPO `loss_type` (table in the module docstring)."""
+    kind = _LOSS_TYPE_NORM.get(loss_type)
+    if kind is None:
+        raise ValueError(f"unknown TRL loss_type {loss_type!r}; known: {sorted(_LOSS_TYPE_NORM)}")
+    if kind == "constant":
+        if not max_completion_length or max_completion_length <= 0:
+            raise ValueError(f"loss_type {loss_type!r} normalises by max_completion_length: pass it (> 0)")
+        return f"constant:{int(max_completion_length)}"
+    return kind
+
+
+def encode_batch(
+    tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], append_eos: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tokenise prompt + completion rows the way GRPO sees them; right-padded.
+
+    The prompt is rendered with the chat template (generation opener included) and tokenised without special
+    tokens, the completion is tokenised on its own and followed by EOS, as a sampled completion ends (TRL counts
+    that EOS in the completion mask). Right padding keeps every real token at its true position, so no
+    position ids are needed and padding (after the last real token) influences no real token.
+
+    Returns `input_ids` (N, T), `attention_mask` (N, T) and `completion_mask` (N, T) (1 on completion tokens).
+    """
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    if len(prompts) == 0:
+        raise ValueError("need at least one sequence")
+    rows: list[tuple[list[int], list[int]]] = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        p_ids = tokenizer(text, add_special_tokens=False).input_ids
+        c_ids = tokenizer(completion, add_special_tokens=False).input_ids
+        if append_eos and tokenizer.eos_token_id is not None:
+            c_ids = c_ids + [tokenizer.eos_token_id]
+        if not c_ids:
+            raise ValueError(f"completion {completion!r} tokenises to nothing")
+        rows.append((p_ids, c_ids))
+    T = max(len(p) + len(c) for p, c in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), T), dtype=torch.long)
+    completion_mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for n, (p_ids, c_ids) in enumerate(rows):
+        L = len(p_ids) + len(c_ids)
+        input_ids[n, :L] = torch.tensor(p_ids + c_ids)
+        attention_mask[n, :L] = 1
+        completion_mask[n, len(p_ids) : L] = 1
+    return input_ids, attention_mask, completion_mask
+
+
+def sequence_logprob_grads(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    prompts: Sequence[list[dict]],
+    completions: Sequence[str],
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+    append_eos: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Per-sequence `grad l(y_n)` in capture coordinates: `{module_name: (N, R)}` float32, on the model's device.
+
+    One forward and one backward per batch (all N sequences unless `batch_size` caps memory), never one per
+    sequence: rows do not interact in the forward, so the per-row split of the batch gradient that
+    `GradCapture` returns is exactly each sequence's own gradient. `temperature` divides the logits as TRL
+    does with its sampling temperature, so the log-probs are the ones the live loss differentiates.
+
+    The adapter's `.grad` fields are left as they were (extraction may run in the middle of an accumulation).
+    The model's train/eval state is kept; the caller chooses the adapter state (e.g. knob on, as in training).
+    """
+    from trl.trainer.utils import selective_log_softmax
+
+    norm = LengthNorm.parse(length_norm)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    input_ids, attention_mask, completion_mask = encode_batch(tokenizer, prompts, completions, append_eos)
+    device = next(model.parameters()).device
+    N = input_ids.shape[0]
+    step = N if batch_size is None else max(1, int(batch_size))
+
+    params = [p for p in adapter.parameters() if p.requires_grad] if hasattr(adapter, "parameters") else []
+    saved = [None if p.grad is None else p.grad.detach().clone() for p in params]
+    chunks: list[dict[str, torch.Tensor]] = []
+    try:
+        for lo in range(0, N, step):
+            ids = input_ids[lo : lo + step].to(device)  # (n, T)
+            att = attention_mask[lo : lo + step].to(device)
+            cmask = completion_mask[lo : lo + step].to(device)
+            # trim the right padding this chunk does not need
+            T = int(att.sum(1).max())
+            ids, att, cmask = ids[:, :T], att[:, :T], cmask[:, :T]
+            with GradCapture(adapter) as cap:
+                logits = model(input_ids=ids, attention_mask=att).logits[:, :-1]  # (n, T-1, V) predicts t+1
+                logp = selective_log_softmax(logits.float() / temperature, ids[:, 1:])  # (n, T-1)
+                mask = cmask[:, 1:].to(logp.dtype)  # (n, T-1) targets that are completion tokens
+                w = norm.weights(mask.sum(1)).to(logp.device)  # (n,)
+                ell = (logp * mask).sum(1) * w  # (n,) l(y_n)
+                ell.sum().backward()
+            chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+    return {name: torch.cat([c[name] for c in chunks], 0) for name in chunks[0]}
