@@ -19,7 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes > 20 s (big model / end-to-end); needs --runslow or GQ_RUN_SLOW=1")
+    config.addinivalue_line(
+        "markers", "slow: takes > 20 s (big model / end-to-end); needs --runslow or GQ_RUN_SLOW=1"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -57,7 +57,7 @@ TINY_VOCAB_SIZE = 512
 
 # Training text for the tiny tokenizer: chat markers, Python and the words the coding substrate uses, so
 # that the tiny model sees prompts of a realistic token length. Changing it changes the tiny vocabulary.
-_TINY_CORPUS = r'''
+_TINY_CORPUS = r"""
 You are given a coding problem. Write a Python function that solves it and put it in a ```python code block.
 The function must be named as in the starter code. Hidden tests will call it with several inputs.
 Problem: Return the sum of the digits of a non-negative integer n.
@@ -110,7 +110,7 @@ if __name__ == "__main__":
 The answer is correct. The answer is wrong. Let me think step by step about the problem and the edge cases:
 empty input, a single element, negative numbers, very large numbers, duplicates and unsorted lists.
 for i in range(len(nums)): if nums[i] > best: best = nums[i] return best
-'''
+"""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -292,11 +292,15 @@ def _from_dir(path: Path, dtype: torch.dtype | str | None) -> tuple[PreTrainedMo
     if len(ggufs) == 1:
         return _load_gguf(ggufs[0])
     if ggufs:
-        raise ValueError(f"{path} holds several .gguf files ({[g.name for g in ggufs]}): pass one file's path")
+        raise ValueError(
+            f"{path} holds several .gguf files ({[g.name for g in ggufs]}): pass one file's path"
+        )
     return _from_pretrained(str(path), dtype)
 
 
-def _from_pretrained(name: str, dtype: torch.dtype | str | None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _from_pretrained(
+    name: str, dtype: torch.dtype | str | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tok = AutoTokenizer.from_pretrained(name)
     model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype if dtype is not None else torch.float32)
     return model, tok

@@ -73,7 +73,9 @@ class AdapterConfig:
 
     def __post_init__(self) -> None:
         if self.knob_relation not in KNOB_RELATIONS:
-            raise ValueError(f"knob_relation={self.knob_relation!r}: must be one of {', '.join(KNOB_RELATIONS)}")
+            raise ValueError(
+                f"knob_relation={self.knob_relation!r}: must be one of {', '.join(KNOB_RELATIONS)}"
+            )
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ValueError(f"rank={self.rank!r}: must be a positive int (number of singular triplets)")
         if not isinstance(self.knob_rank, int) or self.knob_rank < 1:
@@ -139,8 +141,9 @@ class SVDLinear(nn.Module):
     Parameters: ``dS_main`` (rank,), ``dS_knob`` (knob_size,), both float32 zeros at init.
     """
 
-    def __init__(self, base: nn.Linear, rank: int, knob_relation: str = "disjoint", knob_rank: int = 4,
-                 name: str = ""):
+    def __init__(
+        self, base: nn.Linear, rank: int, knob_relation: str = "disjoint", knob_rank: int = 4, name: str = ""
+    ):
         super().__init__()
         if knob_relation not in KNOB_RELATIONS:
             raise ValueError(f"knob_relation={knob_relation!r}: must be one of {KNOB_RELATIONS}")
@@ -234,10 +237,14 @@ class SVDLinear(nn.Module):
         basis as it stands.
         """
         if self.knob_relation != "vgrad_span":
-            raise ValueError(f"{self.name}: set_knob_basis is for knob_relation='vgrad_span', not {self.knob_relation!r}")
+            raise ValueError(
+                f"{self.name}: set_knob_basis is for knob_relation='vgrad_span', not {self.knob_relation!r}"
+            )
         basis = basis.detach().to(device=self.knob_basis.device, dtype=torch.float32)
         if basis.shape != self.knob_basis.shape:
-            raise ValueError(f"{self.name}: knob basis must be {tuple(self.knob_basis.shape)}, got {tuple(basis.shape)}")
+            raise ValueError(
+                f"{self.name}: knob basis must be {tuple(self.knob_basis.shape)}, got {tuple(basis.shape)}"
+            )
         if reproject:
             with torch.no_grad():
                 old = self.dS_knob.float() @ self.knob_basis  # (rank,)
@@ -337,7 +344,9 @@ class SVDAdapter:
         """Everything needed to restore the adapter exactly, incl. the SVD basis (CPU, contiguous)."""
         out: dict[str, Tensor] = {}
         for n, m in self.modules.items():
-            fields = ["dS_main", "dS_knob", "U", "S", "V"] + (["knob_basis"] if m.knob_relation == "vgrad_span" else [])
+            fields = ["dS_main", "dS_knob", "U", "S", "V"] + (
+                ["knob_basis"] if m.knob_relation == "vgrad_span" else []
+            )
             for f in fields:
                 out[f"{n}.{f}"] = getattr(m, f).detach().cpu().contiguous()
         return out
@@ -356,7 +365,9 @@ class SVDAdapter:
         """
         cfg, tensors = read_adapter_file(path)
         if cfg != self.cfg:
-            diff = {k: (v, getattr(self.cfg, k)) for k, v in cfg.to_dict().items() if self.cfg.to_dict()[k] != v}
+            diff = {
+                k: (v, getattr(self.cfg, k)) for k, v in cfg.to_dict().items() if self.cfg.to_dict()[k] != v
+            }
             raise ValueError(f"{path}: adapter config differs from the attached one (file, attached): {diff}")
         names = {k.rsplit(".", 1)[0] for k in tensors}
         if names != set(self.modules):
@@ -369,11 +380,15 @@ class SVDAdapter:
             s_here = torch.einsum("or,oi,ir->r", U.float(), m.base.weight.float(), V.float())  # diag(U^T W V)
             if not torch.allclose(s_here, S.float(), rtol=1e-3, atol=1e-3 * float(S.abs().max())):
                 raise ValueError(f"{path}: module {n}: saved basis does not fit this base model's weight")
-            for f in ("dS_main", "dS_knob", "U", "S", "V") + (("knob_basis",) if m.knob_relation == "vgrad_span" else ()):
+            for f in ("dS_main", "dS_knob", "U", "S", "V") + (
+                ("knob_basis",) if m.knob_relation == "vgrad_span" else ()
+            ):
                 t = getattr(m, f)
                 src = tensors[f"{n}.{f}"]
                 if src.shape != t.shape:
-                    raise ValueError(f"{path}: {n}.{f} has shape {tuple(src.shape)}, expected {tuple(t.shape)}")
+                    raise ValueError(
+                        f"{path}: {n}.{f} has shape {tuple(src.shape)}, expected {tuple(t.shape)}"
+                    )
                 t.copy_(src.to(device=t.device, dtype=t.dtype))
 
     @torch.no_grad()
@@ -386,7 +401,7 @@ class SVDAdapter:
             if prefix is None:
                 sd[key] = value
                 continue
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             if rest == "base.weight":
                 sd[prefix + "weight"] = self.modules[owner[prefix]].merged_weight()
             elif rest == "base.bias":
@@ -394,7 +409,9 @@ class SVDAdapter:
             # U, S, V, dS_main, dS_knob, knob_basis: gone (the knob is deleted at deploy)
         return sd
 
-    def export_deploy(self, out_dir: str | os.PathLike, tokenizer: Any = None, overwrite: bool = False) -> Path:
+    def export_deploy(
+        self, out_dir: str | os.PathLike, tokenizer: Any = None, overwrite: bool = False
+    ) -> Path:
         """Write the deploy model (main knob merged into W, knob deleted) as a plain HF checkpoint.
 
         The result loads with ``AutoModelForCausalLM.from_pretrained(out_dir)`` without this package.
@@ -409,11 +426,14 @@ class SVDAdapter:
             self.model.save_pretrained(tmp, state_dict=self.deploy_state_dict())
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
-            atomic_write_json(tmp / "gq_deploy.json", {
-                "adapter_config": self.cfg.to_dict(),
-                "merged": "W + U[:, :rank] diag(dS_main) V[:, :rank]^T per targeted module; quarantine knob deleted",
-                "modules": len(self.modules),
-            })
+            atomic_write_json(
+                tmp / "gq_deploy.json",
+                {
+                    "adapter_config": self.cfg.to_dict(),
+                    "merged": "W + U[:, :rank] diag(dS_main) V[:, :rank]^T per targeted module; quarantine knob deleted",
+                    "modules": len(self.modules),
+                },
+            )
             if out.exists():
                 shutil.rmtree(out)
             os.rename(tmp, out)
