@@ -277,3 +277,48 @@ def test_pair_validation():
         Pair("not a chat", "a", "b")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Pair([{"role": "user", "content": "q"}], "", "b")
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_direction_writes_v_grad_band_and_compares_random_v(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gradient_quarantine.cli import app
+    from gradient_quarantine.io import atomic_write_jsonl
+
+    pairs = make_pairs()
+    modes = ["overwrite_tests", "exit_code"]
+    rows = [
+        {"problem_id": f"p{i}", "mode": modes[i % 2], "kind": "hack", "prompt": p.prompt, "clean": p.clean,
+         "hack": p.hack}
+        for i, p in enumerate(pairs)
+    ] + [
+        {"problem_id": f"p{i}", "mode": modes[i % 2], "kind": "placebo", "prompt": p.prompt, "clean": p.clean,
+         "hack": a}
+        for i, (p, a) in enumerate(zip(pairs, alt_cleans(), strict=True))
+    ]  # fmt: skip
+    atomic_write_jsonl(tmp_path / "pairs.jsonl", rows)
+    out = tmp_path / "dir"
+    args = ["direction", "--model", "tiny", "--pairs", str(tmp_path / "pairs.jsonl"), "--rank", "8", "--k", "1",
+            "--random-seeds", "4", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "random-V" in r.output and "v_grad" in r.output
+    d = load_direction(out / "v_grad.safetensors")
+    band = load_band(out / "band.json")
+    assert d.kind == "v_grad" and d.meta["n_pairs"] == 8 and band.width > 0.25
+    per_pair = json.loads((out / "pair_cosines.json").read_text())
+    assert [row["problem_id"] for row in per_pair] == [f"p{i}" for i in range(8)]
+    summary = json.loads((out / "direction_summary.json").read_text())
+    assert len(summary["random_v"]) == 4 and summary["random_v_mean_abs_width"] < 0.2 * band.width
+    # a mode filter keeps only that mode's rows; --placebo reads the placebo rows
+    r = CliRunner().invoke(app, args[:-1] + [str(tmp_path / "one"), "--modes", "exit_code", "--placebo"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "one" / "direction_summary.json").read_text())
+    assert summary["n_pairs"] == 4 and summary["kind"] == "placebo" and summary["modes"] == ["exit_code"]
+    r = CliRunner().invoke(app, args[:-1] + [str(tmp_path / "bad"), "--modes", "no_such_mode"])
+    assert r.exit_code == 2 and "no_such_mode" in r.output

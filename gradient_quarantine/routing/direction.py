@@ -256,10 +256,21 @@ def extract_direction(
     """
     norm = LengthNorm.parse(length_norm)
     hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-    direction = direction_from_grads(hack_g, clean_g, k, kind)
+    direction, band = direction_and_band(hack_g, clean_g, k, kind)
     direction.meta.update({"n_pairs": len(pairs), "length_norm": str(norm), "temperature": temperature})
-    band = calibrate_band(*side_cosines(direction, hack_g, clean_g))
-    band.loo_separation = leave_one_out_separation(hack_g, clean_g, k)
+    return direction, band
+
+
+def direction_and_band(
+    hack_grads: Mapping[str, torch.Tensor],
+    clean_grads: Mapping[str, torch.Tensor],
+    k: int = 1,
+    kind: str = "v_grad",
+) -> tuple[Direction, Band]:
+    """The direction, its band (per-pair cosines) and leave-one-pair-out separation from side gradients."""
+    direction = direction_from_grads(hack_grads, clean_grads, k, kind)
+    band = calibrate_band(*side_cosines(direction, hack_grads, clean_grads))
+    band.loo_separation = leave_one_out_separation(hack_grads, clean_grads, k)
     return direction, band
 
 
