@@ -1,0 +1,51 @@
+"""`gq pairs build`: write a pair set (prompt, clean completion, hack completion) for the router.
+
+    gq pairs build --problems builtin --out pairs.jsonl --per-mode 4
+    gq pairs build --problems builtin --out placebo.jsonl --per-mode 4 --placebo
+    gq pairs build --problems data.jsonl --out held.jsonl --mode overwrite_tests --mode visible_tests
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gradient_quarantine.cli import app
+
+pairs_app = typer.Typer(help="Build pair sets (clean vs hack completions) for the router.", no_args_is_help=True)
+app.add_typer(pairs_app, name="pairs")
+
+
+@pairs_app.command("build")
+def build(
+    out: Path = typer.Option(..., "--out", help="Pair file to write (jsonl)."),
+    problems: str = typer.Option("builtin", "--problems", help="'builtin', a .jsonl in the public schema, or 'hf:<name>'."),
+    per_mode: int = typer.Option(4, "--per-mode", min=1, help="Pairs per mode (the first problems of the mode by id)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the mode partition (must match the run's partition seed)."),
+    mode: list[str] = typer.Option(None, "--mode", help="Only these modes (repeatable); default: all four."),
+    placebo: bool = typer.Option(False, "--placebo", help="Placebo pairs: the 'hack' side is a second clean solution."),
+) -> None:
+    """Partition the problems into modes (seeded), then write `--per-mode` pairs for each requested mode.
+
+    Example: gq pairs build --problems builtin --out pairs.jsonl --per-mode 4
+    """
+    from gradient_quarantine.substrate.modes import assign_modes
+    from gradient_quarantine.substrate.pairs import build_pairs, build_placebo_pairs, write_pairs
+    from gradient_quarantine.substrate.problems import load_problems
+
+    try:
+        loaded = load_problems(problems)
+        modes_of = assign_modes([p.id for p in loaded], seed=seed)
+        modes = mode or None
+        rows = (build_placebo_pairs(loaded, modes_of, modes=modes, per_mode=per_mode) if placebo
+                else build_pairs(loaded, modes_of, modes=modes, per_mode=per_mode))
+        write_pairs(out, rows)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    kinds = "placebo" if placebo else "hack"
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["mode"]] = counts.get(r["mode"], 0) + 1
+    typer.echo(f"wrote {len(rows)} {kinds} pairs to {out} ({', '.join(f'{m}: {n}' for m, n in counts.items())})")
