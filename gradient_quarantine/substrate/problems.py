@@ -21,8 +21,10 @@ import difflib
 import importlib.resources
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +277,7 @@ def load_hf_leetcode(
     difficulties: tuple[str, ...] = ("medium", "hard"),
     verify: Verifier | str | None = "auto",
     limit: int | None = None,
+    workers: int | None = None,
 ) -> list[Problem]:
     """Load `newfacade/LeetCodeDataset` (or local files in its format) as `Problem`s.
 
@@ -291,10 +294,12 @@ def load_hf_leetcode(
     passes its own tests under `verify` (a callable `Problem -> bool`; "auto" = the strict grader's
     `canonical_passes`; None = no check, e.g. for a quick look). `data_files` (a local .jsonl/.json or
     .parquet file, or a list of them) loads offline through the matching `datasets` builder; `name` is
-    then only recorded as the source.
+    then only recorded as the source. `limit` keeps the first that many verified problems; `workers`
+    (default: CPU count) verifications run at once.
     """
     import datasets  # deferred: heavy, and only real runs use the hub
 
+    workers = workers or os.cpu_count() or 1
     if verify == "auto":
         verify = _default_verifier()
         if verify is None:
@@ -324,8 +329,8 @@ def load_hf_leetcode(
 
     wanted = {d.lower() for d in difficulties}
     source = f"hf:{name}"
-    problems: list[Problem] = []
-    dropped = {"difficulty": 0, "no_tests": 0, "malformed": 0, "canonical_fails": 0, "duplicate": 0}
+    candidates: list[Problem] = []
+    dropped = {"difficulty": 0, "no_tests": 0, "malformed": 0, "duplicate": 0, "canonical_fails": 0}
     seen: set[str] = set()
     for index, row in enumerate(dataset):
         if str(row.get("difficulty") or "").lower() not in wanted:
@@ -359,13 +364,24 @@ def load_hf_leetcode(
         if problem.id in seen:
             dropped["duplicate"] += 1
             continue
-        if verify is not None and not verify(problem):
-            dropped["canonical_fails"] += 1
-            continue
         seen.add(problem.id)
-        problems.append(problem)
-        if limit is not None and len(problems) >= limit:
-            break
+        candidates.append(problem)
+
+    # Verify in parallel (each check runs the canonical solution on all its tests in the sandbox; the grader
+    # takes concurrent calls), in chunks so that `limit` stops early. Order is kept.
+    problems: list[Problem] = []
+    chunk = max(1, workers) * 4
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(candidates), chunk):
+            batch = candidates[start : start + chunk]
+            passed = list(pool.map(verify, batch)) if verify is not None else [True] * len(batch)
+            for problem, ok in zip(batch, passed, strict=True):
+                if not ok:
+                    dropped["canonical_fails"] += 1
+                elif limit is None or len(problems) < limit:
+                    problems.append(problem)
+            if limit is not None and len(problems) >= limit:
+                break
     log.info("%s (%s): kept %d problems; dropped %s", name, split, len(problems), dropped)
     return problems
 
