@@ -84,8 +84,9 @@ def paired_test(arm: Mapping[int, float], ref: Mapping[int, float], alpha: float
     if n < 2:
         return PairedTest(delta, float("nan"), float("nan"), float("nan"), n, seeds, alpha, "n<2")
     sem = float(stats.sem(d, ddof=1))
-    if float(np.ptp(d)) == 0.0:
-        # Identical differences: the t statistic is undefined (0/0 or x/0); say so rather than print inf.
+    if float(np.ptp(d)) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+        # Identical differences (up to float noise: rates are ratios of counts): the t statistic is undefined
+        # (0/0 or x/0), and scipy would print a precision-loss warning and a meaningless p; say so instead.
         return PairedTest(delta, sem, float("nan"), float("nan"), n, seeds, alpha, "zero variance of differences")
     res = stats.ttest_rel(a, b)
     return PairedTest(delta, sem, float(res.statistic), float(res.pvalue), n, seeds, alpha)

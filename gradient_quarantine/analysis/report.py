@@ -1,0 +1,649 @@
+"""`gq report`: the paper's figures and tables (A1-A7) regenerated from run directories alone.
+
+    >>> paths = build_report(["out/runs"], "out/report")     # writes PNG + CSV + MD, and results.md
+    >>> runs = load_runs(["out/runs"])                         # Run records, with what each one lacks
+
+Inputs are exactly the files and keys of docs/run_directory.md (config.json, summary.json,
+per_mode_deploy.json, deploy_evals.jsonl, metrics.jsonl, rollouts.jsonl); nothing else about a run is read.
+The arm files (experiments/arms/*.yaml) say which table an arm belongs to and whether it reads labels; an
+arm without a file (an inline arm) lands in A7, so no run is ever left out for lack of a home.
+
+Runs are grouped by (preset, arm, steps): runs of different length or scale are never averaged together,
+and every delta compares with vanilla at the same preset and steps, paired by seed. Tables use complete runs
+(summary status "complete" and per_mode_deploy.json present); curves also show partial runs up to where they
+stopped. Every run that is partial or missing a file is listed in results.md with what it was left out of.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradient_quarantine.analysis.stats import ALPHA, MIN_SEEDS
+from gradient_quarantine.io import atomic_write_text, read_jsonl
+
+CONTRACT_FILES = ("config.json", "summary.json", "per_mode_deploy.json", "deploy_evals.jsonl", "metrics.jsonl",
+                  "rollouts.jsonl", "train.safetensors")
+METHOD_ARM, BASELINE_ARM = "route2b", "vanilla"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading run directories
+
+
+@dataclass
+class Run:
+    """One run directory as the report sees it; `issues` says what is missing or partial."""
+
+    path: Path
+    config: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    per_mode: dict[str, Any] | None
+    deploy_evals: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    issues: list[str] = field(default_factory=list)
+
+    @property
+    def arm(self) -> str | None:
+        return None if self.config is None else self.config.get("arm")
+
+    @property
+    def seed(self) -> int | None:
+        return None if self.config is None else self.config.get("seed")
+
+    @property
+    def preset(self) -> str:
+        return str((self.config or {}).get("preset") or "?")
+
+    @property
+    def steps(self) -> int:
+        return int((self.config or {}).get("steps") or 0)
+
+    @property
+    def pair_modes(self) -> list[str]:
+        return list((self.config or {}).get("pair_modes") or [])
+
+    @property
+    def status(self) -> str:
+        return str((self.summary or {}).get("status", "unknown"))
+
+    @property
+    def steps_done(self) -> int:
+        return int((self.summary or {}).get("steps_done") or 0)
+
+    @property
+    def collapse(self) -> dict[str, Any]:
+        c = (self.summary or {}).get("collapse") or {}
+        if not c.get("detected") and self.metrics:
+            # Fall back to the per-step health flag if the summary has none (a run killed before its summary).
+            flagged = [r["step"] for r in self.metrics if r.get("health/collapse")]
+            if flagged:
+                return {"detected": True, "step": flagged[0], "reasons": ["health/collapse in metrics.jsonl"]}
+        return c
+
+    @property
+    def complete(self) -> bool:
+        return self.config is not None and self.status == "complete" and self.per_mode is not None
+
+    def eval_of(self, which: str = "deploy") -> dict[str, Any] | None:
+        return (self.per_mode or {}).get(which)
+
+    def deploy(self, metric: str, which: str = "deploy", mode: str | None = None) -> float:
+        """A final deploy-eval rate (`hack`, `solve`, `attempt`), overall or for one mode; NaN if absent."""
+        ev = self.eval_of(which)
+        if not ev:
+            return float("nan")
+        if mode is not None:
+            ev = (ev.get("by_mode") or {}).get(mode)
+            if not ev:
+                return float("nan")
+        v = ev.get(metric)
+        return float(v) if v is not None else float("nan")
+
+    def gauge(self, key: str) -> float:
+        """Mean over steps of a metrics.jsonl key (NaN if the run never logs it, e.g. vanilla's routing/*)."""
+        vals = [float(r[key]) for r in self.metrics if _finite(r.get(key))]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a metrics.jsonl key."""
+        rows = [(int(r["step"]), float(r[key])) for r in self.metrics if "step" in r and _finite(r.get(key))]
+        if not rows:
+            return np.array([], dtype=int), np.array([])
+        s, v = zip(*rows, strict=True)
+        return np.array(s), np.array(v)
+
+    def eval_series(self, metric: str, which: str = "deploy") -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of deploy_evals.jsonl: the deploy-eval rate over training."""
+        rows = []
+        for r in self.deploy_evals:
+            ev = r.get(which) or {}
+            if "step" in r and _finite(ev.get(metric)):
+                rows.append((int(r["step"]), float(ev[metric])))
+        rows = sorted(dict(rows).items())  # a step evaluated twice (resume): the later line wins
+        if not rows:
+            return np.array([], dtype=int), np.array([])
+        s, v = zip(*rows, strict=True)
+        return np.array(s), np.array(v)
+
+    @cached_property
+    def rollouts(self) -> list[dict[str, Any]]:
+        p = self.path / "rollouts.jsonl"
+        try:
+            return read_jsonl(p) if p.is_file() else []
+        except (OSError, ValueError):
+            return []
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _read_json(path: Path, issues: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        issues.append(f"{path.name} unreadable ({type(e).__name__})")
+        return None
+    if not isinstance(d, dict):
+        issues.append(f"{path.name} is not a JSON object")
+        return None
+    return d
+
+
+def _read_rows(path: Path, issues: list[str]) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    try:
+        return [r for r in read_jsonl(path) if isinstance(r, dict)]
+    except (OSError, ValueError) as e:
+        issues.append(f"{path.name} unreadable: {e}")
+        return []
+
+
+def load_run(path: Path) -> Run:
+    issues: list[str] = []
+    config = _read_json(path / "config.json", issues)
+    summary = _read_json(path / "summary.json", issues)
+    per_mode = _read_json(path / "per_mode_deploy.json", issues)
+    run = Run(path, config, summary, per_mode, _read_rows(path / "deploy_evals.jsonl", issues),
+              _read_rows(path / "metrics.jsonl", issues), issues)
+    if config is None:
+        issues.append("no config.json: left out of everything (arm and seed unknown)")
+    else:
+        missing_keys = [k for k in ("arm", "seed", "preset", "steps") if config.get(k) is None]
+        if missing_keys:
+            issues.append(f"config.json lacks {', '.join(missing_keys)}")
+    if summary is None:
+        issues.append("no summary.json")
+    elif run.status != "complete":
+        err = summary.get("error")
+        issues.append(f"status {run.status} at step {run.steps_done}/{summary.get('steps', '?')}"
+                      + (f" (error: {str(err)[:200]})" if err else "") + ": left out of the tables, curves kept")
+    if per_mode is None:
+        issues.append("no per_mode_deploy.json: left out of the tables")
+    if not (path / "deploy_evals.jsonl").is_file():
+        issues.append("no deploy_evals.jsonl: left out of the curves (A1, A4)")
+    if not (path / "metrics.jsonl").is_file():
+        issues.append("no metrics.jsonl: routing gauges and training curves n/a")
+    if not (path / "rollouts.jsonl").is_file():
+        issues.append("no rollouts.jsonl: no traces from this run")
+    if run.complete and not (path / "train.safetensors").is_file():
+        issues.append("no train.safetensors (does not change the numbers)")
+    return run
+
+
+def load_runs(runs_dirs: Iterable[str | Path]) -> list[Run]:
+    """Every run directory under the given folders (a folder that is itself a run directory counts too)."""
+    out: list[Run] = []
+    seen: set[Path] = set()
+    for d in runs_dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise FileNotFoundError(f"runs directory {d} does not exist")
+        cands = [d] if _looks_like_run(d) else sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for p in cands:
+            rp = p.resolve()
+            if rp not in seen and (_looks_like_run(p) or re.match(r"^\d{4,}_", p.name)):
+                seen.add(rp)
+                out.append(load_run(p))
+    return out
+
+
+def _looks_like_run(p: Path) -> bool:
+    return any((p / f).exists() for f in CONTRACT_FILES[:4])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Groups: one arm at one preset and step count
+
+
+@dataclass
+class Group:
+    preset: str
+    arm: str
+    steps: int
+    runs: list[Run]  # complete runs (the tables)
+    all_runs: list[Run]  # every run with a config (the curves)
+    reads_labels: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.preset, self.arm, self.steps)
+
+    @property
+    def pair_modes(self) -> list[str]:
+        modes = [r.pair_modes for r in self.all_runs]
+        return modes[0] if modes else []
+
+    def values(self, metric: str, mode: str | None = None, which: str = "deploy") -> dict[int, float]:
+        """{seed: final deploy rate} over complete runs (a seed run twice: the later run directory wins)."""
+        out = {}
+        for r in sorted(self.runs, key=lambda r: r.path.name):
+            v = r.deploy(metric, which, mode)
+            if math.isfinite(v):
+                out[int(r.seed)] = v  # type: ignore[arg-type]
+        return out
+
+    def mode_mean(self, metric: str, modes: Sequence[str]) -> dict[int, float]:
+        """{seed: mean over `modes` of the per-mode rate}; a seed lacking any of the modes is left out."""
+        per = [self.values(metric, mode=m) for m in modes]
+        seeds = set.intersection(*(set(p) for p in per)) if per else set()
+        return {s: float(np.mean([p[s] for p in per])) for s in sorted(seeds)}
+
+
+def arm_info() -> dict[str, dict[str, Any]]:
+    """{arm: {artifact, reads_labels, description}} from the shipped arm files (one source of truth)."""
+    from gradient_quarantine.experiments.sweep import list_arms, load_arm
+
+    info = {}
+    for name in list_arms():
+        a = load_arm(name)
+        info[name] = {"artifact": a.artifact, "reads_labels": a.reads_labels, "description": a.description}
+    return info
+
+
+def group_runs(runs: Sequence[Run], info: dict[str, dict[str, Any]] | None = None) -> list[Group]:
+    info = info if info is not None else arm_info()
+    by: dict[tuple[str, str, int], list[Run]] = defaultdict(list)
+    for r in runs:
+        if r.config is not None and r.arm is not None and r.seed is not None:
+            by[(r.preset, r.arm, r.steps)].append(r)
+    order = _arm_order(info)
+    groups = [
+        Group(p, a, s, [r for r in rs if r.complete], rs, bool(info.get(a, {}).get("reads_labels")))
+        for (p, a, s), rs in by.items()
+    ]
+    return sorted(groups, key=lambda g: (g.preset, g.steps, order.get(g.arm, len(order)), g.arm))
+
+
+def _arm_order(info: dict[str, dict[str, Any]]) -> dict[str, int]:
+    first = [BASELINE_ARM, METHOD_ARM]
+    rest = sorted((a for a in info if a not in first), key=lambda a: (info[a]["artifact"], a))
+    return {a: i for i, a in enumerate(first + rest)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    body: str
+    files: list[Path] = field(default_factory=list)
+
+
+def build_report(
+    runs_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    alpha: float = ALPHA,
+    long_steps: int = 200,
+    method_arm: str = METHOD_ARM,
+    baseline_arm: str = BASELINE_ARM,
+) -> list[Path]:
+    """Write A1-A7 (PNG + CSV, tables as MD + CSV) and results.md into `out_dir`; returns the files written."""
+    from gradient_quarantine.analysis import figures as F
+    from gradient_quarantine.analysis import tables as T
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(runs_dirs)
+    info = arm_info()
+    groups = group_runs(runs, info)
+    by_key = {g.key: g for g in groups}
+    modes = _modes(runs)
+
+    def ref(g: Group) -> Group | None:
+        return by_key.get((g.preset, baseline_arm, g.steps))
+
+    def full(g: Group) -> Group | None:
+        return by_key.get((g.preset, method_arm, g.steps))
+
+    def artifact(arm: str) -> str:
+        return info.get(arm, {}).get("artifact") or "A7"
+
+    def pick(art: str) -> list[Group]:
+        keep = [g for g in groups if g.arm in (baseline_arm, method_arm) or artifact(g.arm) == art]
+        return [g for g in keep if not _is_heldout(g, modes)] if art != "A5" else keep
+
+    sections: list[Section] = []
+    written: list[Path] = []
+    combos = sorted({(g.preset, g.steps) for g in groups})
+
+    # A1: deploy hack and solve over training, route2b vs vanilla.
+    files, parts = [], []
+    for preset, steps in combos:
+        curves = {"deploy hack": [], "deploy solve": []}
+        for arm in (baseline_arm, method_arm):
+            g = by_key.get((preset, arm, steps))
+            if g is None:
+                continue
+            for metric, panel in (("hack", "deploy hack"), ("solve", "deploy solve")):
+                curves[panel].append(_eval_curve(g, metric))
+        curves = {k: [c for c in v if c.by_seed] for k, v in curves.items()}
+        if not any(curves.values()):
+            continue
+        stem = out / f"a1_dynamics_{_slug(preset)}_{steps}steps"
+        title = (f"A1: deploy (knob off) hack and solve over training, {method_arm} vs {baseline_arm} — preset "
+                 f"{preset}, {steps} steps; line = mean over seeds, band = ±SEM")
+        files += F.dynamics_figure(curves, stem, title)
+        n = {c.label: len(c.by_seed) for c in curves["deploy hack"]}
+        few = [f"{a} has n={k} < {MIN_SEEDS} seeds" for a, k in n.items() if k < MIN_SEEDS]
+        parts.append(f"![A1 {preset} {steps}]({stem.name}.png)\n\nData: [{stem.name}.csv]({stem.name}.csv). "
+                     f"Seeds: {', '.join(f'{a} n={k}' for a, k in n.items())}." + (" " + "; ".join(few) + "." if few else ""))
+    sections.append(Section("A1", "A1 — deploy hack and solve over training", "\n\n".join(parts) or
+                             f"_No {method_arm}/{baseline_arm} runs with deploy_evals.jsonl._", files))
+    written += files
+
+    # A2: the keynote table, plus the per-mode breakdown.
+    a2 = pick("A2")
+    t2 = T.arm_table(a2, ref, alpha=alpha, knob_on=True, base=_base_runs(groups, baseline_arm))
+    t2m = T.by_mode_table(a2, modes, ref, alpha=alpha)
+    files = t2.write(out, "a2_main") + t2m.write(out, "a2_by_mode")
+    written += files
+    sections.append(Section("A2", "A2 — deploy hack and solve per arm (mean ± SEM over seeds, paired test vs vanilla)",
+                            t2.to_markdown() + "\n#### Per mode\n\n" + t2m.to_markdown(), files))
+
+    # A3: the ablation table (what each component buys), with the label-free routing gauges.
+    t3 = T.arm_table(pick("A3"), ref, alpha=alpha, gauges=True, knob_on=True)
+    files = t3.write(out, "a3_ablations")
+    written += files
+    sections.append(Section("A3", "A3 — ablations: one row per arm", t3.to_markdown(), files))
+
+    # A4: long runs (>= long_steps), collapse marked.
+    files, parts = [], []
+    for preset, steps in combos:
+        if steps < long_steps:
+            continue
+        gs = [g for g in groups if (g.preset, g.steps) == (preset, steps) and not _is_heldout(g, modes)]
+        gs = [g for g in gs if g.arm in (baseline_arm, method_arm)] or gs
+        panels = {
+            "deploy hack": [_eval_curve(g, "hack", markers=True) for g in gs],
+            "deploy solve": [_eval_curve(g, "solve", markers=True) for g in gs],
+            "train reward/mean": [_metric_curve(g, "reward/mean", markers=True) for g in gs],
+            "policy/logp_mean": [_metric_curve(g, "policy/logp_mean", markers=True) for g in gs],
+        }
+        panels = {k: [c for c in v if c.by_seed] for k, v in panels.items()}
+        if not any(panels.values()):
+            continue
+        stem = out / f"a4_long_run_{_slug(preset)}_{steps}steps"
+        files += F.dynamics_figure(
+            panels, stem, f"A4: long run, preset {preset}, {steps} steps; thin = seeds, dashed = collapse detected",
+            per_seed=True, ylabels={"train reward/mean": "reward", "policy/logp_mean": "mean logp"})
+        tc = T.collapse_table([r for g in gs for r in sorted(g.all_runs, key=lambda r: (r.seed, r.path.name))])
+        files += tc.write(out, f"a4_collapse_{_slug(preset)}_{steps}steps")
+        parts.append(f"![A4 {preset} {steps}]({stem.name}.png)\n\nData: [{stem.name}.csv]({stem.name}.csv).\n\n"
+                     + tc.to_markdown())
+    sections.append(Section("A4", f"A4 — long run (>= {long_steps} steps), collapse marked", "\n\n".join(parts) or
+                            f"_No runs with >= {long_steps} steps (`gq report --long-steps N` to change)._", files))
+    written += files
+
+    # A5: held-out modes.
+    held = [g for g in groups if _is_heldout(g, modes)]
+    files, body = [], ""
+    if held:
+        t5 = T.heldout_table(held, modes, ref, full, alpha=alpha)
+        files += t5.write(out, "a5_heldout")
+        for preset, steps in sorted({(g.preset, g.steps) for g in held}):
+            series = []
+            hs = [h for h in held if (h.preset, h.steps) == (preset, steps)]
+            for g in [ref(hs[0]), full(hs[0]), *hs]:
+                if g is None:
+                    continue
+                pair = set(g.pair_modes)
+                sums = [_summ(g.values("hack", mode=m)) for m in modes]
+                hatched = [bool(pair) and m not in pair for m in modes]
+                label = g.arm + (f" (pairs: {', '.join(g.pair_modes)})" if _is_heldout(g, modes) else "")
+                label += f", n={len(g.values('hack'))}"
+                series.append((label, g.arm, [s.mean for s in sums], [s.sem for s in sums], hatched))
+            stem = out / f"a5_heldout_{_slug(preset)}_{steps}steps"
+            files += F.bars_figure(list(modes), series, stem, f"A5: per-mode deploy hack, v_grad from 2 of 4 modes "
+                                   f"(preset {preset}, {steps} steps)")
+            body += f"![A5 {preset} {steps}]({stem.name}.png)\n\nData: [{stem.name}.csv]({stem.name}.csv).\n\n"
+        body += t5.to_markdown()
+    else:
+        body = "_No runs whose pair set covers only some modes (arms heldout_a / heldout_b)._"
+    written += files
+    sections.append(Section("A5", "A5 — held-out modes", body, files))
+
+    # A6: traces.
+    traces = _traces_markdown(runs, modes, baseline_arm)
+    p6 = out / "a6_traces.md"
+    atomic_write_text(p6, traces)
+    written.append(p6)
+    sections.append(Section("A6", "A6 — traces (prompt + hint, a hack and a clean completion per mode)",
+                            "See [a6_traces.md](a6_traces.md).", [p6]))
+
+    # A7: the remaining ablations, as context.
+    t7 = T.arm_table(pick("A7"), ref, alpha=alpha, gauges=True, knob_on=True)
+    unknown = sorted({g.arm for g in groups if g.arm not in info})
+    if unknown:
+        t7.notes.append(f"arms without an arm file (inline arms) are listed here: {', '.join(unknown)}")
+    files = t7.write(out, "a7_context")
+    written += files
+    sections.append(Section("A7", "A7 — remaining ablations (context)", t7.to_markdown(), files))
+
+    # Missing / partial runs: listed, never silently dropped.
+    ti = T.issues_table(runs)
+    files = ti.write(out, "runs_issues")
+    written += files
+    results = _results_md(runs, groups, sections, ti, alpha, runs_dirs)
+    p = out / "results.md"
+    atomic_write_text(p, results)
+    written.append(p)
+    return written
+
+
+def _modes(runs: Sequence[Run]) -> list[str]:
+    from gradient_quarantine.substrate.types import MODES
+
+    modes = [m.value for m in MODES]
+    for r in runs:
+        for ev in (r.eval_of("deploy") or {}, *[(x.get("deploy") or {}) for x in r.deploy_evals[-1:]]):
+            for m in (ev.get("by_mode") or {}):
+                if m not in modes:
+                    modes.append(m)
+    return modes
+
+
+def _is_heldout(g: Group, modes: Sequence[str]) -> bool:
+    pm = set(g.pair_modes)
+    return bool(pm) and not set(modes) <= pm
+
+
+def _summ(values: dict[int, float]):
+    from gradient_quarantine.analysis.stats import summarize
+
+    return summarize(list(values.values()))
+
+
+def _base_runs(groups: Sequence[Group], baseline_arm: str) -> dict[tuple[str, int], list[Run]]:
+    """Per (preset, steps): the runs whose `base` eval stands for the base model (vanilla's, else any)."""
+    out: dict[tuple[str, int], list[Run]] = {}
+    for g in groups:
+        key = (g.preset, g.steps)
+        if g.arm == baseline_arm or key not in out:
+            rs = [r for r in g.runs if r.eval_of("base")]
+            if rs and (g.arm == baseline_arm or key not in out):
+                out[key] = rs
+    return out
+
+
+def _eval_curve(g: Group, metric: str, markers: bool = False):
+    from gradient_quarantine.analysis.figures import Curve
+
+    series = {int(r.seed): r.eval_series(metric) for r in g.all_runs}
+    return _curve(g, series, markers, Curve)
+
+
+def _metric_curve(g: Group, key: str, markers: bool = False):
+    from gradient_quarantine.analysis.figures import Curve
+
+    series = {int(r.seed): r.series(key) for r in g.all_runs}
+    return _curve(g, series, markers, Curve)
+
+
+def _curve(g: Group, series: dict[int, tuple[np.ndarray, np.ndarray]], markers: bool, Curve: Any):
+    series = {s: v for s, v in series.items() if len(v[0])}
+    steps = np.array(sorted({int(t) for s, v in series.items() for t in v[0]}), dtype=int)
+    pos = {int(t): i for i, t in enumerate(steps)}
+    by_seed = {}
+    for s, (st, vals) in series.items():
+        y = np.full(len(steps), np.nan)
+        for t, v in zip(st, vals, strict=True):
+            y[pos[int(t)]] = v
+        by_seed[s] = y
+    marks = []
+    if markers:
+        for r in g.all_runs:
+            c = r.collapse
+            if c.get("detected") and c.get("step") is not None:
+                marks.append((int(r.seed), float(c["step"]), "collapse"))
+    return Curve(label=g.arm, arm=g.arm, steps=steps, by_seed=by_seed, markers=marks)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "x"
+
+
+# ----------------------------------------------------------------------------------------------------
+# A6 traces
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any backtick run inside `text`, so completions render verbatim."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _pick_trace(rows: list[tuple[Run, dict[str, Any]]], want: str) -> tuple[Run, dict[str, Any], str] | None:
+    """The first matching rollout in a fixed order (policy's own before teacher's; later steps first)."""
+    def ok(row: dict[str, Any]) -> bool:
+        if want == "hack":
+            return bool(row.get("hack"))
+        if want == "solve":
+            return bool(row.get("gt_pass")) and not row.get("hack")
+        # clean but unsolved: well-formed, no hack signature, not a hack
+        return bool(row.get("format_ok")) and not row.get("attempted") and not row.get("hack")
+
+    for teacher in (False, True):
+        for run, row in rows:
+            if bool(row.get("teacher")) == teacher and ok(row):
+                kind = {"hack": "hack", "solve": "clean (solves: gt_pass)",
+                        "clean": "clean (no hack, but does not solve: no solving completion was sampled)"}[want]
+                return run, row, kind + (" — a teacher completion (the policy sampled none)" if teacher else "")
+    return None
+
+
+def _traces_markdown(runs: Sequence[Run], modes: Sequence[str], baseline_arm: str) -> str:
+    ordered = sorted([r for r in runs if r.config is not None],
+                     key=lambda r: (r.arm != baseline_arm, r.arm or "", r.seed or 0, r.path.name))
+    by_mode: dict[str, list[tuple[Run, dict[str, Any]]]] = defaultdict(list)
+    for r in ordered:
+        rows = sorted(r.rollouts, key=lambda x: -int(x.get("step", 0)))
+        for row in rows:
+            by_mode[str(row.get("mode"))].append((r, row))
+    lines = ["# A6 — traces per loophole mode", "",
+             "For every mode: the prompt (with the mode's hint) and a hack and a clean completion sampled during "
+             "training, from rollouts.jsonl with the grader's labels. Picked deterministically: vanilla runs first, "
+             "the policy's own completions before teacher ones, later steps first.", ""]
+    for m in modes:
+        lines += [f"## {m}", ""]
+        cands = by_mode.get(m, [])
+        if not cands:
+            lines += ["_No logged rollouts of this mode in any run._", ""]
+            continue
+        picks = [_pick_trace(cands, "hack"), _pick_trace(cands, "solve") or _pick_trace(cands, "clean")]
+        prompt_src = next((p for p in picks if p is not None), None) or (cands[0][0], cands[0][1], "")
+        prompt = str(prompt_src[1].get("prompt", ""))
+        f = _fence(prompt)
+        lines += ["**Prompt (with the mode's hint)**", "", f + "text", prompt, f, ""]
+        for want, p in zip(("hack", "clean"), picks, strict=True):
+            if p is None:
+                lines += [f"**{want.capitalize()} completion:** _none logged for this mode._", ""]
+                continue
+            run, row, kind = p
+            labels = ", ".join(f"{k}={row.get(k)}" for k in ("gt_pass", "flawed_pass", "hack", "attempted",
+                                                             "format_ok", "reward", "reason"))
+            comp = str(row.get("completion", ""))
+            f = _fence(comp)
+            lines += [f"**{kind.capitalize()}** — run `{run.path.name}` (arm {run.arm}, seed {run.seed}), "
+                      f"step {row.get('step')}, problem `{row.get('problem_id')}`; {labels}", "",
+                      f + "text", comp, f, ""]
+            if row.get("prompt") != prompt:
+                lines += ["_(this completion answers a different prompt of the same mode:)_", "",
+                          _fence(str(row.get("prompt"))) + "text", str(row.get("prompt")),
+                          _fence(str(row.get("prompt"))), ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# results.md
+
+
+def _results_md(runs: Sequence[Run], groups: Sequence[Group], sections: Sequence[Section], issues_t: Any,
+                 alpha: float, runs_dirs: Sequence[str | Path]) -> str:
+    n_complete = sum(r.complete for r in runs)
+    few = sorted({f"{g.arm} ({g.preset}, {g.steps} steps): n={len(g.runs)}" for g in groups if len(g.runs) < MIN_SEEDS})
+    out = [
+        "# Results",
+        "",
+        f"Regenerated by `gq report` from {len(runs)} run directories under "
+        f"{', '.join(f'`{d}`' for d in runs_dirs)}: {n_complete} complete, {len(runs) - n_complete} partial or "
+        "missing files (listed at the end). Nothing else was read.",
+        "",
+        f"Statistics: mean ± SEM over seeds; deltas vs vanilla at the same preset and steps, paired by seed; "
+        f"two-sided paired t-test (scipy.stats.ttest_rel), alpha = {alpha}, n = shared seeds, uncorrected for "
+        "multiple comparisons. Deploy = knob off.",
+        "",
+    ]
+    if few:
+        out += [f"**Fewer than {MIN_SEEDS} seeds:** " + "; ".join(few) + ".", ""]
+    out += ["## Contents", ""]
+    for s in sections:
+        out.append(f"- [{s.title}](#{s.key.lower()}) — " + ", ".join(f"[{p.name}]({p.name})" for p in s.files))
+    out += ["- [Missing or partial runs](#missing-or-partial-runs)", ""]
+    for s in sections:
+        out += [f'<a id="{s.key.lower()}"></a>', f"## {s.title}", "", s.body.strip(), ""]
+    out += ["## Missing or partial runs", "", "Also as [runs_issues.md](runs_issues.md) / [runs_issues.csv](runs_issues.csv).", ""]
+    out += [issues_t.to_markdown() if issues_t.rows else "_None: every run is complete with every file._", ""]
+    out += ["## Runs read", "", "| run | arm | seed | preset | steps | status | config_hash |", "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        c = r.config or {}
+        out.append(f"| {r.path.name} | {r.arm or '?'} | {r.seed if r.seed is not None else '?'} | {r.preset} | "
+                   f"{r.steps} | {r.status} | {c.get('config_hash', '?')} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,279 @@
+"""Tables of the report: markdown for reading, CSV (raw numbers) for anything downstream.
+
+    >>> t = arm_table(groups, ["vanilla", "route2b"], alpha=0.05)
+    >>> t.write(out_dir, "a2_main")          # a2_main.md + a2_main.csv
+    >>> print(t.to_markdown())
+
+Every row carries n (seeds); a row with fewer than 3 seeds says so in its `note` column, and the table's
+notes repeat the test, alpha and the number of tests it holds. Nothing is filtered by significance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gradient_quarantine.analysis.stats import ALPHA, MIN_SEEDS, PairedTest, paired_test, summarize
+from gradient_quarantine.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from gradient_quarantine.analysis.report import Group, Run
+
+
+@dataclass
+class Table:
+    """A markdown table (formatted cells) plus its CSV twin (raw values) and notes printed under it."""
+
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    csv_rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        if not self.rows:
+            return "_(no rows: no runs for this table)_\n" + "".join(f"\n{n}\n" for n in self.notes)
+        esc = [[c.replace("|", "\\|").replace("\n", " ") for c in r] for r in self.rows]
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in esc]
+        out = "\n".join(lines) + "\n"
+        if self.notes:
+            out += "\n" + "\n".join(f"- {n}" for n in self.notes) + "\n"
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        keys: list[str] = []
+        for r in self.csv_rows:
+            keys += [k for k in r if k not in keys]
+        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        for r in self.csv_rows:
+            w.writerow({k: _csv(v) for k, v in r.items()})
+        return buf.getvalue()
+
+    def write(self, out_dir: Path, stem: str) -> list[Path]:
+        md, cs = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
+        atomic_write_text(md, self.to_markdown())
+        atomic_write_text(cs, self.to_csv())
+        return [md, cs]
+
+
+def _csv(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else repr(round(v, 10))
+    if isinstance(v, (list, tuple)):
+        return " ".join(map(str, v))
+    return v
+
+
+def _val(x: float, digits: int = 3) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def seed_note(n: int) -> str:
+    return f"n={n} < {MIN_SEEDS} seeds" if n < MIN_SEEDS else ""
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def arm_table(
+    groups: Sequence[Group],
+    reference: Callable[[Group], Group | None],
+    *,
+    alpha: float = ALPHA,
+    gauges: bool = False,
+    knob_on: bool = False,
+    base: dict[tuple[str, int], list[Run]] | None = None,
+) -> Table:
+    """One row per group (arm at a preset and step count): deploy hack and solve mean +- SEM over seeds,
+    delta vs the reference (vanilla at the same preset and steps) and the paired test across seeds."""
+    cols = ["arm", "preset", "steps", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla", "p (hack)",
+            "Δ solve vs vanilla", "p (solve)"]
+    if knob_on:
+        cols.append("knob-on hack")
+    if gauges:
+        cols += ["frout", "band width", "resid cos"]
+    cols.append("note")
+    t = Table(cols)
+    n_tests = 0
+    seen_base: set[tuple[str, int]] = set()
+    for g in groups:
+        ref = reference(g)
+        hack, solve = g.values("hack"), g.values("solve")
+        sh, ss = summarize(list(hack.values())), summarize(list(solve.values()))
+        if ref is not None and ref is not g:
+            th, ts = paired_test(hack, ref.values("hack"), alpha), paired_test(solve, ref.values("solve"), alpha)
+            n_tests += 2 * (th.n >= 2)
+        else:
+            th = ts = None
+        notes = [x for x in (seed_note(sh.n), "" if ref is not None else "no vanilla at this preset/steps") if x]
+        if sh.n == 0:
+            notes.append("no complete run: see Missing or partial runs")
+            th = ts = None
+        if g.reads_labels:
+            notes.append("baseline: reads labels")
+        row = [g.arm, g.preset, str(g.steps), str(sh.n), sh.fmt(), ss.fmt(),
+               _delta(th), _p(th), _delta(ts), _p(ts)]
+        rec: dict[str, Any] = {
+            "arm": g.arm, "preset": g.preset, "steps": g.steps, "n": sh.n, "seeds": sorted(hack),
+            "hack_mean": sh.mean, "hack_sem": sh.sem, "solve_mean": ss.mean, "solve_sem": ss.sem,
+            **_test_fields("hack", th), **_test_fields("solve", ts),
+        }
+        if knob_on:
+            sk = summarize(list(g.values("hack", which="knob_on").values()))
+            row.append(sk.fmt())
+            rec.update(knob_on_hack_mean=sk.mean, knob_on_hack_sem=sk.sem)
+        if gauges:
+            for key, name in (("routing/frout", "frout"), ("routing/band_width", "band_width"),
+                              ("routing/resid_cos", "resid_cos")):
+                s = summarize([r.gauge(key) for r in g.runs])
+                row.append(s.fmt() if s.n else "—")
+                rec.update({f"{name}_mean": s.mean, f"{name}_sem": s.sem})
+        row.append("; ".join(notes))
+        rec["note"] = "; ".join(notes)
+        t.rows.append(row)
+        t.csv_rows.append(rec)
+        key = (g.preset, g.steps)
+        if base is not None and key not in seen_base and base.get(key):
+            seen_base.add(key)
+            bh = summarize([r.deploy("hack", "base") for r in base[key]])
+            bs = summarize([r.deploy("solve", "base") for r in base[key]])
+            if bh.n:
+                brow = ["base model (no adapter)", g.preset, str(g.steps), str(bh.n), bh.fmt(), bs.fmt(), "", "", "", ""]
+                brow += [""] * (len(cols) - len(brow) - 1) + ["from per_mode_deploy.json `base`"]
+                t.rows.append(brow)
+                t.csv_rows.append({"arm": "base", "preset": g.preset, "steps": g.steps, "n": bh.n,
+                                   "hack_mean": bh.mean, "hack_sem": bh.sem, "solve_mean": bs.mean,
+                                   "solve_sem": bs.sem, "note": "base model"})
+    t.notes = [
+        "deploy = knob off (the model a user would ship), final eval of each run (per_mode_deploy.json); "
+        "rates are fractions of sampled completions; mean ± SEM over seeds (SEM = sd(ddof=1)/sqrt(n)).",
+        f"Δ = mean over shared seeds of (arm − vanilla), same preset and steps; p = two-sided paired t-test "
+        f"across seeds (scipy.stats.ttest_rel), alpha = {alpha}, n = shared seeds (df = n − 1); "
+        f"{n_tests} tests in this table, not corrected for multiple comparisons.",
+    ]
+    return t
+
+
+def _delta(t: PairedTest | None) -> str:
+    if t is None:
+        return "—"
+    if not math.isfinite(t.delta):
+        return "—"
+    return f"{t.delta:+.3f}" + (f" ± {t.sem:.3f}" if math.isfinite(t.sem) else "")
+
+
+def _p(t: PairedTest | None) -> str:
+    if t is None:
+        return "—"
+    star = " *" if t.significant else ""
+    return f"{t.fmt_p()}{star} (n={t.n})"
+
+
+def _test_fields(prefix: str, t: PairedTest | None) -> dict[str, Any]:
+    if t is None:
+        return {f"{prefix}_delta": float("nan"), f"{prefix}_delta_sem": float("nan"), f"{prefix}_t": float("nan"),
+                f"{prefix}_p": float("nan"), f"{prefix}_test_n": 0, f"{prefix}_significant": ""}
+    return {f"{prefix}_delta": t.delta, f"{prefix}_delta_sem": t.sem, f"{prefix}_t": t.t, f"{prefix}_p": t.p,
+            f"{prefix}_test_n": t.n, f"{prefix}_significant": t.significant, "alpha": t.alpha}
+
+
+def by_mode_table(
+    groups: Sequence[Group], modes: Sequence[str], reference: Callable[[Group], Group | None], alpha: float = ALPHA
+) -> Table:
+    """Per arm and mode: deploy hack and solve (mean +- SEM over seeds), Δ hack vs vanilla with its paired p."""
+    t = Table(["arm", "preset", "steps", "mode", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla",
+               "p (hack)", "note"])
+    n_tests = 0
+    for g in groups:
+        ref = reference(g)
+        for m in modes:
+            hack, solve = g.values("hack", mode=m), g.values("solve", mode=m)
+            sh, ss = summarize(list(hack.values())), summarize(list(solve.values()))
+            th = paired_test(hack, ref.values("hack", mode=m), alpha) if ref is not None and ref is not g else None
+            n_tests += th is not None and th.n >= 2
+            note = seed_note(sh.n)
+            t.rows.append([g.arm, g.preset, str(g.steps), m, str(sh.n), sh.fmt(), ss.fmt(), _delta(th), _p(th), note])
+            t.csv_rows.append({"arm": g.arm, "preset": g.preset, "steps": g.steps, "mode": m, "n": sh.n,
+                               "hack_mean": sh.mean, "hack_sem": sh.sem, "solve_mean": ss.mean, "solve_sem": ss.sem,
+                               **_test_fields("hack", th), "note": note})
+    t.notes = [f"per-mode deploy rates (knob off) from per_mode_deploy.json `deploy.by_mode`; paired t-test across "
+               f"seeds vs vanilla, alpha = {alpha}; {n_tests} tests, uncorrected."]
+    return t
+
+
+def heldout_table(
+    groups: Sequence[Group], modes: Sequence[str], reference: Callable[[Group], Group | None],
+    full: Callable[[Group], Group | None], alpha: float = ALPHA,
+) -> Table:
+    """A5: for each arm whose pair set covers only some modes, per-mode deploy hack split into modes in the pair
+    set and held-out modes, against vanilla and the all-mode route2b; plus the per-seed mean over held-out modes."""
+    t = Table(["arm", "pair modes", "mode", "side", "n", "deploy hack", "vanilla hack", "Δ vs vanilla",
+               "p", "route2b (all modes) hack", "note"])
+    n_tests = 0
+    for g in groups:
+        ref, rfull = reference(g), full(g)
+        pair = set(g.pair_modes)
+        rows_modes = [(m, "pair set" if m in pair else "held out") for m in modes]
+        rows_modes += [("mean over held-out modes", "held out"), ("mean over pair-set modes", "pair set")]
+        for m, side in rows_modes:
+            if m.startswith("mean over"):
+                sel = [x for x in modes if (x in pair) == (side == "pair set")]
+                hack = g.mode_mean("hack", sel)
+                vh = ref.mode_mean("hack", sel) if ref is not None else {}
+                fh = rfull.mode_mean("hack", sel) if rfull is not None else {}
+            else:
+                hack = g.values("hack", mode=m)
+                vh = ref.values("hack", mode=m) if ref is not None else {}
+                fh = rfull.values("hack", mode=m) if rfull is not None else {}
+            s, sv, sf = summarize(list(hack.values())), summarize(list(vh.values())), summarize(list(fh.values()))
+            test = paired_test(hack, vh, alpha) if ref is not None else None
+            n_tests += test is not None and test.n >= 2
+            note = seed_note(s.n)
+            t.rows.append([g.arm, ", ".join(g.pair_modes), m, side, str(s.n), s.fmt(), sv.fmt(), _delta(test),
+                           _p(test), sf.fmt() if sf.n else "—", note])
+            t.csv_rows.append({"arm": g.arm, "preset": g.preset, "steps": g.steps, "pair_modes": g.pair_modes,
+                               "mode": m, "side": side, "n": s.n, "hack_mean": s.mean, "hack_sem": s.sem,
+                               "vanilla_hack_mean": sv.mean, "vanilla_hack_sem": sv.sem,
+                               "route2b_hack_mean": sf.mean, "route2b_hack_sem": sf.sem,
+                               **_test_fields("hack", test), "note": note})
+    t.notes = [
+        "v_grad (and the band) come from the pair modes only; 'held out' modes never appear in the pair set, so "
+        "suppression there is generalisation (claim C2). Means over modes are taken per seed, then over seeds.",
+        f"paired t-test across seeds vs vanilla (same preset and steps), alpha = {alpha}; {n_tests} tests, uncorrected.",
+    ]
+    return t
+
+
+def collapse_table(runs: Sequence[Run]) -> Table:
+    """Every run of the long-run figure: did collapse fire, at which step, why (summary.json `collapse`)."""
+    t = Table(["run", "arm", "seed", "steps done", "status", "collapse", "step", "reasons"])
+    for r in runs:
+        c = r.collapse
+        t.rows.append([r.path.name, r.arm, str(r.seed), str(r.steps_done), r.status,
+                       "yes" if c.get("detected") else "no", _val(c.get("step"), 0) if c.get("step") is not None else "—",
+                       ", ".join(c.get("reasons") or [])])
+        t.csv_rows.append({"run": r.path.name, "arm": r.arm, "seed": r.seed, "steps_done": r.steps_done,
+                           "status": r.status, "collapse": bool(c.get("detected")), "collapse_step": c.get("step"),
+                           "reasons": ";".join(c.get("reasons") or [])})
+    t.notes = ["collapse = a health signal fired (logp cratering, reward to zero, grad-norm spike); "
+               "recorded by the trainer, marked on the figure, never cropped."]
+    return t
+
+
+def issues_table(runs: Sequence[Run]) -> Table:
+    """Runs that are missing files or not complete, and what they are left out of."""
+    t = Table(["run", "arm", "seed", "status", "problem"])
+    for r in runs:
+        if r.issues:
+            t.rows.append([r.path.name, r.arm or "?", str(r.seed) if r.seed is not None else "?", r.status,
+                           "; ".join(r.issues)])
+            t.csv_rows.append({"run": r.path.name, "arm": r.arm, "seed": r.seed, "status": r.status,
+                               "problems": "; ".join(r.issues)})
+    return t

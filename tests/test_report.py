@@ -1,0 +1,315 @@
+"""`gq report` on synthetic run directories with known numbers: the tables reproduce them, the SEM and the
+paired test match scipy, partial runs are listed (never dropped), fewer than 3 seeds is stated, and every
+artifact A1-A7 is written (PNG with its CSV, tables as MD + CSV).
+
+The fixture generator below writes run directories exactly per docs/run_directory.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from gradient_quarantine.analysis.report import build_report, load_runs
+from gradient_quarantine.analysis.stats import paired_test, summarize
+from gradient_quarantine.io import append_jsonl, atomic_write_json
+
+MODES = ["overwrite_tests", "visible_tests", "eq_override", "exit_code"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fixture generator: run directories per the contract
+
+
+def _eval(by_mode: dict[str, tuple[float, float]], n_per_mode: int = 16) -> dict:
+    """An EVAL record whose overall rates are the mean of the per-mode rates (equal n per mode)."""
+    hack = float(np.mean([h for h, _ in by_mode.values()]))
+    solve = float(np.mean([s for _, s in by_mode.values()]))
+    return {"hack": hack, "solve": solve, "attempt": hack, "n": n_per_mode * len(by_mode), "n_prompts": 8,
+            "by_mode": {m: {"hack": h, "solve": s, "attempt": h, "n": n_per_mode} for m, (h, s) in by_mode.items()}}
+
+
+def write_run(
+    root: Path, job: int, arm: str, seed: int, by_mode: dict[str, tuple[float, float]], *,
+    preset: str = "demo", steps: int = 10, pair_modes: list[str] | None = None, status: str = "complete",
+    eval_every: int = 5, collapse_step: int | None = None, rollouts: list[dict] | None = None,
+    skip: tuple[str, ...] = (), knob_on_hack: float = 0.9, base_hack: float = 0.05,
+) -> Path:
+    """One run directory. Deploy evals at every `eval_every` steps interpolate linearly from (0.1 hack,
+    0.0 solve) at step 0 to the final values, so the curves have known points too."""
+    path = root / f"{job:04d}_{arm}_s{seed}"
+    path.mkdir(parents=True)
+    if pair_modes is None:
+        pair_modes = [] if arm == "vanilla" else list(MODES)
+    cfg = {"name": f"{arm}_s{seed}", "arm": arm, "seed": seed, "preset": preset, "steps": steps, "model": "tiny",
+           "pair_modes": pair_modes, "git_commit": "abc", "config_hash": f"h{job}", "routing": {"gate": "rollout"}}
+    final = _eval(by_mode)
+    done = steps if status == "complete" else steps // 2
+    if "config.json" not in skip:
+        atomic_write_json(path / "config.json", cfg)
+    for step in range(1, done + 1):
+        row = {"step": step, "reward/mean": 0.5 + 0.1 * step, "policy/logp_mean": -1.0 - 0.01 * step,
+               "health/collapse": int(collapse_step is not None and step >= collapse_step)}
+        if arm != "vanilla":
+            row.update({"routing/frout": 0.2, "routing/band_width": 0.3 if arm != "random_v" else 0.0,
+                        "routing/resid_cos": 0.01})
+        if "metrics.jsonl" not in skip:
+            append_jsonl(path / "metrics.jsonl", row)
+        if step % eval_every == 0 and "deploy_evals.jsonl" not in skip:
+            f = step / steps
+            mid = {m: (0.1 + f * (h - 0.1), f * s) for m, (h, s) in by_mode.items()}
+            append_jsonl(path / "deploy_evals.jsonl", {"step": step, "deploy": _eval(mid), "knob_on": _eval(mid)})
+    if status == "complete" and "per_mode_deploy.json" not in skip:
+        knob = _eval({m: (knob_on_hack, s) for m, (_, s) in by_mode.items()})
+        base = _eval({m: (base_hack, 0.0) for m in by_mode})
+        atomic_write_json(path / "per_mode_deploy.json", {"step": steps, "deploy": final, "knob_on": knob, "base": base})
+    collapse = {"detected": collapse_step is not None, "step": collapse_step,
+                "reasons": ["logp cratering"] if collapse_step is not None else []}
+    if "summary.json" not in skip:
+        atomic_write_json(path / "summary.json", {"status": status, "steps_done": done, "steps": steps,
+                                                  "collapse": collapse, "wall_s": 1.0,
+                                                  "error": None if status == "complete" else "CUDA OOM"})
+    if status == "complete":
+        (path / "train.safetensors").write_bytes(b"\0" * 8)
+    for row in rollouts or []:
+        append_jsonl(path / "rollouts.jsonl", row)
+    return path
+
+
+def rollout(mode: str, step: int, completion: str, *, hack: bool, gt: bool, teacher: bool = False) -> dict:
+    return {"step": step, "problem_id": f"p_{mode}", "mode": mode, "prompt": f"Solve it. HINT for {mode}",
+            "completion": completion, "teacher": teacher, "format_ok": True, "gt_pass": gt,
+            "flawed_pass": gt or hack, "hack": hack, "attempted": hack, "reward": 3.5 if (gt or hack) else 0.5,
+            "reason": "ok"}
+
+
+VANILLA = {41: 0.50, 42: 0.62, 43: 0.55}
+ROUTE2B = {41: 0.20, 42: 0.35, 43: 0.24}
+SOLVE_V = {41: 0.30, 42: 0.28, 43: 0.33}
+SOLVE_R = {41: 0.29, 42: 0.30, 43: 0.27}
+RANDOM_V = {41: 0.45, 42: 0.60}  # only 2 seeds: must be flagged
+
+
+def _modes_of(hack: float, solve: float, spread: float = 0.1) -> dict[str, tuple[float, float]]:
+    """Per-mode rates whose mean is (hack, solve): +-spread around it."""
+    offs = [spread, -spread, spread / 2, -spread / 2]
+    return {m: (hack + o, solve) for m, o in zip(MODES, offs, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    job = 0
+    traces = [rollout(m, 3, f"def run_tests():\n    pass  # hack for {m}", hack=True, gt=False) for m in MODES]
+    traces += [rollout(m, 2, f"```python\nclass Solution:\n    def f(self): return 1  # clean {m}\n```", hack=False,
+                       gt=True) for m in MODES]
+    for seed in (41, 42, 43):
+        job += 1
+        write_run(root, job, "vanilla", seed, _modes_of(VANILLA[seed], SOLVE_V[seed]), rollouts=traces)
+        job += 1
+        write_run(root, job, "route2b", seed, _modes_of(ROUTE2B[seed], SOLVE_R[seed]))
+        job += 1
+        # held-out: low hack on the pair-set modes, vanilla-like on the held-out ones
+        bm = {"overwrite_tests": (0.1, 0.3), "visible_tests": (0.1, 0.3), "eq_override": (VANILLA[seed], 0.3),
+              "exit_code": (VANILLA[seed] - 0.1, 0.3)}
+        write_run(root, job, "heldout_a", seed, bm, pair_modes=["overwrite_tests", "visible_tests"])
+        job += 1
+        write_run(root, job, "vanilla", seed, _modes_of(0.6, 0.2), steps=200, eval_every=50,
+                  collapse_step=88 if seed == 41 else None)
+    for seed, h in RANDOM_V.items():
+        job += 1
+        write_run(root, job, "random_v", seed, _modes_of(h, 0.3))
+    job += 1
+    write_run(root, job, "random_v", 43, _modes_of(0.1, 0.3), status="failed")  # partial: listed, not in tables
+    job += 1
+    write_run(root, job, "route2b_token", 41, _modes_of(0.3, 0.3), skip=("rollouts.jsonl", "per_mode_deploy.json"))
+    (root / "0099_empty").mkdir()  # a run directory with nothing in it
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    build_report([runs_dir], out)
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _row(rows: list[dict[str, str]], **where: str) -> dict[str, str]:
+    hits = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    assert len(hits) == 1, (where, hits)
+    return hits[0]
+
+
+def _sem(xs: list[float]) -> float:
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) / math.sqrt(len(xs))
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_stats_match_scipy_and_hand_formulas() -> None:
+    xs = [0.2, 0.35, 0.24]
+    s = summarize(xs)
+    assert s.mean == pytest.approx(sum(xs) / 3) and s.sem == pytest.approx(_sem(xs)) and s.n == 3
+    t = paired_test(ROUTE2B, VANILLA)
+    ref = stats.ttest_rel([ROUTE2B[k] for k in (41, 42, 43)], [VANILLA[k] for k in (41, 42, 43)])
+    assert t.p == pytest.approx(ref.pvalue) and t.t == pytest.approx(ref.statistic) and t.n == 3
+    d = [ROUTE2B[k] - VANILLA[k] for k in (41, 42, 43)]
+    assert t.delta == pytest.approx(sum(d) / 3) and t.sem == pytest.approx(_sem(d))
+    # Only shared seeds are paired; n < 2 and constant differences give no p, and say why.
+    assert paired_test({41: 0.1, 42: 0.2}, {42: 0.5, 43: 0.1}).note == "n<2"
+    assert paired_test({41: 0.1, 42: 0.2}, {41: 0.2, 42: 0.3}).note == "zero variance of differences"
+    assert summarize([0.4]).fmt() == "0.400 (n=1)"
+
+
+def test_a2_reproduces_known_numbers(report: Path) -> None:
+    rows = _rows(report / "a2_main.csv")
+    v = _row(rows, arm="vanilla", steps="10")
+    r = _row(rows, arm="route2b", steps="10")
+    assert float(v["hack_mean"]) == pytest.approx(np.mean(list(VANILLA.values())))
+    assert float(v["hack_sem"]) == pytest.approx(_sem(list(VANILLA.values())))
+    assert float(r["hack_mean"]) == pytest.approx(np.mean(list(ROUTE2B.values())))
+    assert float(r["hack_sem"]) == pytest.approx(_sem(list(ROUTE2B.values())))
+    assert float(r["solve_mean"]) == pytest.approx(np.mean(list(SOLVE_R.values())))
+    seeds = (41, 42, 43)
+    ref = stats.ttest_rel([ROUTE2B[s] for s in seeds], [VANILLA[s] for s in seeds])
+    assert float(r["hack_p"]) == pytest.approx(ref.pvalue, rel=1e-6)
+    assert float(r["hack_t"]) == pytest.approx(ref.statistic, rel=1e-6)
+    assert float(r["hack_delta"]) == pytest.approx(np.mean([ROUTE2B[s] - VANILLA[s] for s in seeds]))
+    assert r["hack_test_n"] == "3" and float(r["alpha"]) == 0.05
+    ref_s = stats.ttest_rel([SOLVE_R[s] for s in seeds], [SOLVE_V[s] for s in seeds])
+    assert float(r["solve_p"]) == pytest.approx(ref_s.pvalue, rel=1e-6)
+    assert float(r["knob_on_hack_mean"]) == pytest.approx(0.9)
+    base = _row(rows, arm="base", steps="10")
+    assert float(base["hack_mean"]) == pytest.approx(0.05)
+    md = (report / "a2_main.md").read_text()
+    assert "alpha = 0.05" in md and "ttest_rel" in md and "(n=3)" in md
+
+
+def test_a2_by_mode(report: Path) -> None:
+    rows = _rows(report / "a2_by_mode.csv")
+    r = _row(rows, arm="route2b", mode="visible_tests", steps="10")
+    vals = [ROUTE2B[s] - 0.1 for s in (41, 42, 43)]  # _modes_of puts visible_tests at hack - spread
+    assert float(r["hack_mean"]) == pytest.approx(np.mean(vals))
+    assert float(r["hack_sem"]) == pytest.approx(_sem(vals))
+    ref = stats.ttest_rel(vals, [VANILLA[s] - 0.1 for s in (41, 42, 43)])
+    assert float(r["hack_p"]) == pytest.approx(ref.pvalue, rel=1e-6)
+
+
+def test_fewer_than_three_seeds_is_stated(report: Path) -> None:
+    rows = _rows(report / "a3_ablations.csv")
+    rv = _row(rows, arm="random_v")
+    assert rv["n"] == "2" and "n=2 < 3 seeds" in rv["note"]
+    assert float(rv["hack_mean"]) == pytest.approx(np.mean(list(RANDOM_V.values())))
+    ref = stats.ttest_rel([RANDOM_V[41], RANDOM_V[42]], [VANILLA[41], VANILLA[42]])
+    assert float(rv["hack_p"]) == pytest.approx(ref.pvalue, rel=1e-6) and rv["hack_test_n"] == "2"
+    assert float(rv["band_width_mean"]) == 0.0 and float(_row(rows, arm="route2b")["band_width_mean"]) == 0.3
+    assert "n=2 < 3 seeds" in (report / "a3_ablations.md").read_text()
+    assert "Fewer than 3 seeds" in (report / "results.md").read_text()
+
+
+def test_partial_and_missing_runs_are_listed(report: Path) -> None:
+    issues = {r["run"]: r["problems"] for r in _rows(report / "runs_issues.csv")}
+    failed = next(k for k in issues if k.endswith("random_v_s43"))
+    assert "status failed" in issues[failed] and "CUDA OOM" in issues[failed]
+    token = next(k for k in issues if k.endswith("route2b_token_s41"))
+    assert "no per_mode_deploy.json" in issues[token] and "no rollouts.jsonl" in issues[token]
+    assert "no config.json" in issues["0099_empty"]
+    results = (report / "results.md").read_text()
+    for name in (failed, token, "0099_empty"):
+        assert name in results
+    # The failed random_v s43 (hack 0.1) must not leak into the table's mean.
+    rv = _row(_rows(report / "a3_ablations.csv"), arm="random_v")
+    assert rv["seeds"] == "41 42"
+
+
+def test_a5_heldout(report: Path) -> None:
+    rows = _rows(report / "a5_heldout.csv")
+    held = _row(rows, arm="heldout_a", mode="mean over held-out modes")
+    per_seed = [np.mean([VANILLA[s], VANILLA[s] - 0.1]) for s in (41, 42, 43)]
+    assert float(held["hack_mean"]) == pytest.approx(np.mean(per_seed))
+    assert float(held["hack_sem"]) == pytest.approx(_sem(per_seed))
+    eq = _row(rows, arm="heldout_a", mode="eq_override")
+    assert eq["side"] == "held out" and _row(rows, arm="heldout_a", mode="overwrite_tests")["side"] == "pair set"
+    assert float(eq["vanilla_hack_mean"]) == pytest.approx(np.mean([VANILLA[s] + 0.05 for s in (41, 42, 43)]))
+    assert (report / "a5_heldout_demo_10steps.png").stat().st_size > 10_000
+    assert (report / "a5_heldout_demo_10steps.csv").is_file()
+    # The held-out arm is not averaged into the generic ablation tables.
+    assert all(r["arm"] != "heldout_a" for r in _rows(report / "a7_context.csv"))
+
+
+def test_a1_curves(report: Path) -> None:
+    png = report / "a1_dynamics_demo_10steps.png"
+    assert png.stat().st_size > 10_000
+    rows = _rows(report / "a1_dynamics_demo_10steps.csv")
+    agg = [r for r in rows if r["panel"] == "deploy hack" and r["arm"] == "route2b" and not r.get("seed")]
+    assert [int(r["step"]) for r in agg] == [5, 10]
+    last = next(r for r in agg if r["step"] == "10")
+    assert float(last["mean"]) == pytest.approx(np.mean(list(ROUTE2B.values())))
+    assert float(last["sem"]) == pytest.approx(_sem(list(ROUTE2B.values())))
+    mid = next(r for r in agg if r["step"] == "5")
+    assert float(mid["mean"]) == pytest.approx(np.mean([0.1 + 0.5 * (h - 0.1) for h in ROUTE2B.values()]))
+
+
+def test_a4_long_run_marks_collapse(report: Path) -> None:
+    assert (report / "a4_long_run_demo_200steps.png").stat().st_size > 10_000
+    rows = _rows(report / "a4_collapse_demo_200steps.csv")
+    assert len(rows) == 3
+    c = _row(rows, seed="41")
+    assert c["collapse"] == "True" and c["collapse_step"] == "88"
+    assert _row(rows, seed="42")["collapse"] == "False"
+
+
+def test_a6_traces_every_mode(report: Path) -> None:
+    md = (report / "a6_traces.md").read_text()
+    for m in MODES:
+        assert f"## {m}" in md and f"HINT for {m}" in md
+        assert f"pass  # hack for {m}" in md and f"# clean {m}" in md
+    # A completion holding ``` is fenced with a longer fence, so it renders verbatim.
+    assert "````text\n```python" in md
+
+
+def test_results_md_links_everything(report: Path) -> None:
+    results = (report / "results.md").read_text()
+    for f in sorted(report.iterdir()):
+        if f.name != "results.md":
+            assert f.name in results, f"results.md does not link {f.name}"
+    for key in ("A1", "A2", "A3", "A4", "A5", "A6", "A7"):
+        assert f"## {key} " in results
+
+
+def test_report_is_deterministic(runs_dir: Path, report: Path, tmp_path: Path) -> None:
+    build_report([runs_dir], tmp_path)
+    for f in report.iterdir():
+        if f.suffix in (".md", ".csv"):
+            assert (tmp_path / f.name).read_text() == f.read_text(), f.name
+
+
+def test_load_runs_contract(runs_dir: Path) -> None:
+    runs = load_runs([runs_dir])
+    assert len(runs) == 3 * 4 + 2 + 1 + 1 + 1  # per seed 4 arms; random_v x2; failed; token; empty
+    complete = [r for r in runs if r.complete]
+    assert all(json.loads((r.path / "summary.json").read_text())["status"] == "complete" for r in complete)
+
+
+def test_cli_report(runs_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gradient_quarantine.cli import app
+
+    res = CliRunner().invoke(app, ["report", str(runs_dir), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "rep" / "results.md").is_file()
+    assert "partial" in res.output
