@@ -254,10 +254,51 @@ def test_paused_and_subset(tiny_model_and_tokenizer):
         GradCapture(adapter, modules=["nope"])
 
 
-def test_gradient_checkpointing_is_refused(tiny_model_and_tokenizer):
-    model, _ = tiny_model_and_tokenizer
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing(tiny_model_and_tokenizer, reentrant):
+    """Checkpointing recomputes each layer's forward inside the backward; the capture must count every
+    rollout once (non-reentrant: the original forward; reentrant: the recomputed one) and stay exact."""
+    model, tok = tiny_model_and_tokenizer
     adapter = _setup(model, "disjoint")
+    batch = _batch(tok, "both")
+    refs = [_capture_coord_grad(adapter, _row_losses(model, _rows(batch, i))[0]) for i in range(4)]
     enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-    enable()
-    with pytest.raises(NotImplementedError, match="checkpointing"):
-        GradCapture(adapter).install()
+    enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
+    if reentrant:
+        model.enable_input_require_grads()  # frozen embeddings: reentrant checkpoints need a grad input
+    model.train()  # HF checkpoints only in training mode (the tiny model has no dropout)
+    calls = {n: 0 for n in adapter.modules}
+    for m in adapter.modules.values():
+        m.register_forward_pre_hook(lambda mod, args: calls.__setitem__(mod.name, calls[mod.name] + 1))
+    with GradCapture(adapter, per_token=True) as cap:
+        _row_losses(model, batch).sum().backward()
+    assert set(calls.values()) == {2}  # forward + recomputation in the backward: checkpointing is active
+    assert all(len(r) == 1 and r[0].in_backward == reentrant for r in cap._records.values())
+    G = cap.per_rollout
+    for n, m in adapter.modules.items():
+        assert G[n].shape == (4, m.R)
+        for i in range(4):
+            _assert_close(G[n][i], refs[i][n])
+        _assert_close(m.dS_main.grad, m.main_coords(G[n].sum(0)))
+        a, b = cap.per_token(n)
+        _assert_close((a * b).sum(1), G[n])
+
+
+def test_bf16_model_capture_matches_autograd():
+    """bf16 weights (U, V in bf16, dS kept float32): the capture still equals autograd's dS gradient up to
+    bf16 rounding, and generation with the adapter attached runs (no-grad forwards are not captured)."""
+    from gradient_quarantine.model.loading import load_policy
+
+    model, tok = load_policy("tiny", dtype="bfloat16")
+    adapter = _setup(model, "disjoint")
+    m0 = next(iter(adapter.modules.values()))
+    assert m0.U.dtype == torch.bfloat16 and m0.dS_main.dtype == torch.float32
+    batch = _batch(tok, "both")
+    with GradCapture(adapter) as cap:
+        model.generate(input_ids=batch["input_ids"][:, :5], max_new_tokens=2, do_sample=False)
+        _row_losses(model, batch).sum().backward()
+    assert cap.batch_size == batch["input_ids"].shape[0]  # the generate forwards were ignored
+    for _, m in adapter.modules.items():
+        total = cap.total()[m.name]
+        scale = float(total.abs().max())
+        torch.testing.assert_close(m.dS_main.grad, m.main_coords(total), rtol=0.02, atol=0.02 * scale)

@@ -37,9 +37,11 @@ Usage: install the capture around the forward *and* the backward (it must see th
     ...         a, b = cap.per_token(name)           # if per_token=True: (B, T, R) each, G_bt = a * b
 
 Rows are in forward order: two forward calls between resets give ``B1 + B2`` rows. Forwards under
-``torch.no_grad()`` (sampling, reference log-probs) are ignored. Not supported: gradient checkpointing
-(its recomputed forward would register twice) and a second backward through the same forward
-(``retain_graph``) without ``per_token`` (raises).
+``torch.no_grad()`` (sampling, reference log-probs) are ignored. Not supported: a second backward
+through the same forward (``retain_graph``) without ``per_token`` (raises).
+Activation (gradient) checkpointing works, non-reentrant (transformers' default) or reentrant: the
+capture records each graph-building forward once (tests cover both); with reentrant checkpointing and
+several forward calls per reset the row order would follow the backward, so that raises.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ class _Record:
     G: Tensor | None = None  # (B, R) float32 after the backward
     a: Tensor | None = None  # (B, T, R) U^T g, per-token only
     fired: int = 0  # backward hooks seen
+    in_backward: bool = False  # forward ran inside a backward (reentrant checkpoint recomputation)
+
+
+def _in_backward() -> bool:
+    """True while an autograd backward is executing on this thread (torch internal, pinned torch)."""
+    return torch._C._current_graph_task_id() != -1
 
 
 class GradCapture:
@@ -98,21 +106,13 @@ class GradCapture:
         self._installed = False
         self._paused = False
         self._hooks_fired = 0
+        self._cache: dict[str, Tensor] | None = None
 
     # ---- install / remove ------------------------------------------------------------------------------
 
     def install(self) -> GradCapture:
         if self._installed:
             return self
-        model = self.adapter.model
-        checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers >= 5 name
-        if checkpointing is None:
-            checkpointing = getattr(model, "is_gradient_checkpointing", False)
-        if checkpointing:
-            raise NotImplementedError(
-                "GradCapture does not support gradient checkpointing (the recomputed forward would be "
-                "captured twice); disable it with model.gradient_checkpointing_disable()"
-            )
         for n in self.names:
             m = self.adapter.modules[n]
             if m._capture is not None:
@@ -138,6 +138,7 @@ class GradCapture:
         """Forget everything captured (call once per micro-batch, before its forward)."""
         self._records = {n: [] for n in self.names}
         self._hooks_fired = 0
+        self._cache = None
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -153,8 +154,18 @@ class GradCapture:
     def _on_forward(self, module: SVDLinear, b: Tensor, h: Tensor) -> None:
         if self._paused or module.name not in self._records:
             return
-        rec = _Record(b=b.detach())
-        self._records[module.name].append(rec)
+        recs = self._records[module.name]
+        in_backward = _in_backward()
+        if in_backward and any(not r.in_backward for r in recs):
+            # Non-reentrant activation checkpointing recomputes this forward inside the backward only to
+            # refill saved tensors; the hook on the original branch output (recorded above) is the one
+            # that fires, so recording the recomputation would add phantom rows.
+            return
+        # (Reentrant checkpointing runs the first forward without grad and the only graph-building
+        # forward inside the backward: that one is recorded.)
+        rec = _Record(b=b.detach(), in_backward=in_backward)
+        recs.append(rec)
+        self._cache = None
 
         def hook(g: Tensor) -> None:  # g: (B, T, out) = dL/dy
             self._on_grad(module, rec, g)
@@ -173,6 +184,7 @@ class GradCapture:
         pos_dims = tuple(range(1, a.dim() - 1))  # every position dim between batch and R
         G = (a * b).sum(dim=pos_dims) if pos_dims else a * b  # (B, R): sum_t G_bt
         rec.G = G if rec.G is None else rec.G + G
+        self._cache = None
         rec.fired += 1
         self._hooks_fired += 1
         if self.per_token_enabled:
@@ -202,9 +214,22 @@ class GradCapture:
 
     @property
     def per_rollout(self) -> dict[str, Tensor]:
-        """{module: (B, R) float32}: ``G_b = dL_b/d(axis scales)``, rows in forward order since reset()."""
+        """{module: (B, R) float32}: ``G_b = dL_b/d(axis scales)``, rows in forward order since reset().
+
+        Cached until the next forward, hook or reset, so reading it once per module is cheap.
+        """
         self._check_captured()
-        return {n: torch.cat([self._G(r) for r in recs]) for n, recs in self._records.items() if recs}
+        if self._cache is None:
+            for n, recs in self._records.items():
+                if len(recs) > 1 and any(r.in_backward for r in recs):
+                    raise RuntimeError(
+                        f"{n}: several forward calls per reset() under reentrant checkpointing: their row "
+                        "order is unknown; reset() between forwards or use non-reentrant checkpointing"
+                    )
+            self._cache = {
+                n: torch.cat([self._G(r) for r in recs]) for n, recs in self._records.items() if recs
+            }
+        return self._cache
 
     def total(self) -> dict[str, Tensor]:
         """{module: (R,)}: sum over rows = the batch gradient in capture coordinates."""
