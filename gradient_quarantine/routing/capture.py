@@ -158,7 +158,7 @@ class GradCapture:
         in_backward = _in_backward()
         if in_backward and any(not r.in_backward for r in recs):
             # Non-reentrant activation checkpointing recomputes this forward inside the backward only to
-            # refill saved tensors; the hook on the original branch output (recorded above) is the one
+            # refill saved tensors; the hook on the original forward's branch output is the one
             # that fires, so recording the recomputation would add phantom rows.
             return
         # (Reentrant checkpointing runs the first forward without grad and the only graph-building
