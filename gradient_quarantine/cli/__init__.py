@@ -15,3 +15,5 @@ app = typer.Typer(
 from gradient_quarantine.cli import grade  # noqa: E402,F401
 from gradient_quarantine.cli import direction  # noqa: E402,F401
 from gradient_quarantine.cli import pairs  # noqa: E402,F401
+from gradient_quarantine.cli import queue  # noqa: E402,F401
+from gradient_quarantine.cli import report  # noqa: E402,F401

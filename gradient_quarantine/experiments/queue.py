@@ -546,7 +546,8 @@ class JobQueue:
                 (f"requeued by user (was {job.status})", job_id),
             )
             self._event(c, job_id, "requeued", f"was {job.status}")
-        if job.run_dir and (Path(job.run_dir) / "config.json").exists():
+        rd = Path(job.run_dir) if job.run_dir else None
+        if rd is not None and ((rd / "config.json").exists() if job.kind == "train" else rd.is_dir()):
             return f"queued; it will resume from {job.run_dir}"
         return "queued; it starts from scratch"
 

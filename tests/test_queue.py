@@ -1,0 +1,302 @@
+"""The job queue: atomic claims, priorities, dependencies, kill/requeue, a SIGKILLed `gq queue run` that loses
+no job and never runs one twice at once, resume of train jobs, and the submitit path (local executor).
+
+Jobs here are tiny python commands (a sweep's `command`), so nothing needs the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gradient_quarantine.experiments.queue import (
+    JobQueue,
+    JobSpec,
+    QueueError,
+    WorkerTag,
+    execute,
+    find_new_run_dir,
+    format_override,
+    gq_argv,
+    job_argv,
+    pid_alive,
+    proc_start_ticks,
+    run_local,
+)
+
+PY = sys.executable
+
+# A resumable toy job. It holds an exclusive flock on its run dir while it runs, so a second copy running at the
+# same time is detected (it writes CONCURRENT and fails). Arm "slow" sleeps on a fresh start (to be killed) and
+# finishes when resumed; any other arm finishes at once.
+JOB_PY = textwrap.dedent(
+    """
+    import fcntl, json, os, sys, time
+    run_dir = os.environ["GQ_RUN_DIR"]
+    os.makedirs(run_dir, exist_ok=True)
+    lock = open(os.path.join(run_dir, "lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        open(os.path.join(run_dir, "CONCURRENT"), "w").close()
+        sys.exit(3)
+    with open(os.path.join(run_dir, "attempts.jsonl"), "a") as f:
+        f.write(json.dumps({"pid": os.getpid(), "resume": os.environ["GQ_RESUME"],
+                            "attempt": os.environ["GQ_ATTEMPT"], "overrides": os.environ["GQ_OVERRIDES"]}) + "\\n")
+    if sys.argv[1] == "slow" and os.environ["GQ_RESUME"] == "0":
+        open(os.path.join(run_dir, "started"), "w").close()
+        time.sleep(120)
+    open(os.path.join(run_dir, "done"), "w").close()
+    """
+)
+
+
+def _cmd(tmp: Path, arm: str = "{arm}") -> list[str]:
+    job = tmp / "job.py"
+    job.write_text(JOB_PY)
+    return [PY, str(job), arm]
+
+
+def _spec(tmp: Path, name: str, arm: str = "quick", **kw) -> JobSpec:
+    return JobSpec(name=name, kind="command", argv=_cmd(tmp, arm), arm=arm, runs_dir=str(tmp / "runs"), **kw)
+
+
+def _attempts(run_dir: str | Path) -> list[dict]:
+    p = Path(run_dir) / "attempts.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.is_file() else []
+
+
+def _wait(pred, timeout: float = 30.0) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def _dead_tag() -> WorkerTag:
+    """The tag of a worker process on this host that has exited."""
+    p = subprocess.Popen([PY, "-c", "pass"])
+    start = proc_start_ticks(p.pid)
+    p.wait()
+    return WorkerTag(os.uname().nodename, p.pid, start, "w0")
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_claim_order_priority_then_age_and_dependencies(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    a, b = q.add([_spec(tmp_path, "a"), _spec(tmp_path, "b")], priority=0)
+    c, d = q.add([_spec(tmp_path, "c"), _spec(tmp_path, "d", after=[0])], priority=5)
+    me = WorkerTag.here("t")
+    assert q.claim(me).id == c  # highest priority first
+    assert q.claim(me).id == a  # d waits on c (running), so the oldest of priority 0
+    assert q.display_status(q.get(d)) == f"waiting on {c}"
+    q.finish(c, me, "done", 0, "ok")
+    assert q.claim(me).id == d and q.claim(me).id == b and q.claim(me) is None
+
+
+def test_claims_are_atomic_across_threads(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    ids = q.add([_spec(tmp_path, f"j{i}") for i in range(40)])
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def grab(k: int) -> None:
+        qq = JobQueue(tmp_path / "q.sqlite")  # its own connection, as another process would have
+        tag = WorkerTag.here(f"t{k}")
+        while (job := qq.claim(tag)) is not None:
+            with lock:
+                got.append(job.id)
+
+    threads = [threading.Thread(target=grab, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == ids  # every job claimed exactly once
+
+
+def test_names_unique_per_runs_dir(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    q.add([_spec(tmp_path, "route2b_s41")])
+    (j,) = q.add([_spec(tmp_path, "route2b_s41")])
+    assert q.get(j).name == "route2b_s41_r2"
+
+
+def test_dead_worker_requeues_then_fails_after_max_attempts(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    (jid,) = q.add([_spec(tmp_path, "a", max_attempts=2)])
+    dead = _dead_tag()
+    assert q.claim(dead).id == jid
+    assert "worker gone" in q.display_status(q.get(jid))
+    assert q.reap() == [(jid, "queued")]
+    job = q.get(jid)
+    assert job.status == "queued" and "requeued (attempt 1 of 2)" in job.reason
+    assert q.claim(dead).id == jid
+    assert q.reap() == [(jid, "failed")]
+    job = q.get(jid)
+    assert job.status == "failed" and "gave up after 2 attempts" in job.reason
+    assert [e for _, e, _ in q.events(jid)].count("reaped") == 2
+
+
+def test_live_worker_is_not_reaped_and_a_reaped_worker_loses_its_job(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite", stale_s=0.0)
+    (jid,) = q.add([_spec(tmp_path, "a")])
+    me = WorkerTag.here("w0")
+    assert q.claim(me).id == jid
+    time.sleep(0.05)
+    assert q.reap() == []  # same host, pid alive: a stale heartbeat alone does not kill a local worker
+    assert q.heartbeat(jid, me) == "ok"
+    other = WorkerTag("some-other-host", 12345, 1, "w0")  # another host: judged by heartbeat age only
+    with q._tx() as c:
+        c.execute("UPDATE jobs SET worker=? WHERE id=?", (str(other), jid))
+    assert q.reap() == [(jid, "queued")]
+    assert q.heartbeat(jid, other) == "lost" and not q.finish(jid, other, "done", 0, "late")
+
+
+def test_run_local_dependencies_and_failures(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    a, b, bad, blocked = q.add([
+        _spec(tmp_path, "a"),
+        _spec(tmp_path, "b", overrides={"routing.frout_from": "{run_dir:after=0}"}),
+        JobSpec(name="bad", kind="command", argv=[PY, "-c", "print('boom'); raise SystemExit(7)"],
+                runs_dir=str(tmp_path / "runs")),
+        JobSpec(name="blocked", kind="command", argv=[PY, "-c", "pass"], runs_dir=str(tmp_path / "runs"),
+                after=[2]),
+    ])
+    assert q.get(b).deps == [a]
+    outs = run_local(q, workers=2, heartbeat_s=0.2, poll_s=0.1, install_signal_handlers=False)
+    assert {o.job_id: o.status for o in outs} == {a: "done", b: "done", bad: "failed"}
+    # b ran after a and received a's run directory in place of the reference
+    assert json.loads(_attempts(q.get(b).run_dir)[0]["overrides"]) == {"routing.frout_from": q.get(a).run_dir}
+    assert q.get(bad).rc == 7 and "exit code 7" in q.get(bad).reason and "boom" in q.get(bad).reason
+    assert q.get(blocked).status == "queued" and "blocked" in q.display_status(q.get(blocked))
+    assert q.outlook() == (0, 0, 0)  # nothing runnable, running or able to become runnable: run_local returned
+
+
+def test_kill_running_and_queued_then_requeue_resumes(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite")
+    slow, queued = q.add([_spec(tmp_path, "slow", arm="slow"), _spec(tmp_path, "later")])
+    assert q.kill(queued).startswith("cancelled") and q.get(queued).status == "killed"
+    t = threading.Thread(target=run_local, args=(q, 1), kwargs={"heartbeat_s": 0.2, "poll_s": 0.1,
+                                                                 "install_signal_handlers": False})
+    t.start()
+    assert _wait(lambda: q.get(slow).run_dir and (Path(q.get(slow).run_dir) / "started").exists())
+    pid = _attempts(q.get(slow).run_dir)[0]["pid"]
+    q.kill(slow)
+    t.join(30)
+    assert not t.is_alive() and q.get(slow).status == "killed" and not pid_alive(pid)
+    with pytest.raises(QueueError, match="only queued or running"):
+        q.kill(slow)
+    assert "resume from" in q.requeue(slow)
+    assert q.get(slow).status == "queued" and q.get(slow).attempts == 0
+    run_local(q, 1, heartbeat_s=0.2, poll_s=0.1, install_signal_handlers=False)
+    att = _attempts(q.get(slow).run_dir)
+    assert q.get(slow).status == "done" and [a["resume"] for a in att] == ["0", "1"]
+    with pytest.raises(QueueError, match="--force"):
+        q.requeue(slow)
+
+
+def test_sigkilled_worker_loses_no_job_and_never_runs_one_twice(tmp_path: Path) -> None:
+    """SIGKILL a real `gq queue run` mid-job: its job process dies with it (PR_SET_PDEATHSIG), the job stays
+    in the queue, and the next `gq queue run` resumes it once; the job behind it is not lost either."""
+    db, runs = tmp_path / "q.sqlite", tmp_path / "runs"
+    sweep = tmp_path / "toy.yaml"
+    sweep.write_text(json.dumps({"name": "toy", "seeds": [1], "arms": [{"name": "slow"}, {"name": "quick"}],
+                                 "command": _cmd(tmp_path)}))
+    gq = gq_argv()
+    add = subprocess.run(gq + ["queue", "add", str(sweep), "--db", str(db), "--runs-dir", str(runs)],
+                         capture_output=True, text=True, timeout=120)
+    assert add.returncode == 0, add.stderr
+    q = JobQueue(db)
+    slow, quick = [j.id for j in q.jobs()]
+    worker = subprocess.Popen(gq + ["queue", "run", "--db", str(db), "--heartbeat-s", "0.5"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        run_dir = Path(q.get(slow).run_dir)
+        assert _wait(lambda: (run_dir / "started").exists(), 120), "the job never started"
+        job_pid = _attempts(run_dir)[0]["pid"]
+        assert pid_alive(job_pid)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert _wait(lambda: not pid_alive(job_pid), 10), "the job outlived its SIGKILLed worker (would run twice)"
+    assert q.get(slow).status == "running" and "worker gone" in q.display_status(q.get(slow))
+    assert q.get(quick).status == "queued"
+
+    again = subprocess.run(gq + ["queue", "run", "--db", str(db), "--heartbeat-s", "0.5"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    s, k = q.get(slow), q.get(quick)
+    assert (s.status, k.status) == ("done", "done")
+    assert s.attempts == 2 and k.attempts == 1
+    att = _attempts(run_dir)
+    assert [a["resume"] for a in att] == ["0", "1"]  # started once, resumed once
+    assert not (run_dir / "CONCURRENT").exists()
+    assert any(e == "reaped" for _, e, _ in q.events(slow))
+    ls = subprocess.run(gq + ["queue", "ls", "--db", str(db)], capture_output=True, text=True, timeout=60)
+    assert ls.returncode == 0 and "done: 2" in ls.stdout
+
+
+def test_train_job_command_resume_and_run_dir_discovery(tmp_path: Path) -> None:
+    """The queue's side of the `gq train` contract: the command line, finding `<NNNN>_<name>` when it appears,
+    resuming when config.json exists, not re-running a complete run."""
+    q = JobQueue(tmp_path / "q.sqlite")
+    (jid,) = q.add([JobSpec(name="route2b_s41", kind="train", preset="demo",
+                            overrides={"arm": "route2b", "seed": 41, "pair_modes": ["exit_code"], "routing.k": 2},
+                            runs_dir=str(tmp_path / "runs"))])
+    job = q.get(jid)
+    argv, env = job_argv(q, job)
+    assert argv[len(gq_argv()):] == [
+        "train", "--preset", "demo", "--set", "arm=route2b", "--set", "seed=41",
+        "--set", 'pair_modes=["exit_code"]', "--set", "routing.k=2",
+        "--runs-dir", str((tmp_path / "runs").resolve()), "--name", "route2b_s41",
+    ]
+    assert env["GQ_RESUME"] == "0"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    before = {p.name for p in runs.iterdir()}
+    (runs / "0007_route2b_s41").mkdir()
+    (runs / "0008_route2b_s41_r2").mkdir()  # another job's directory: not ours
+    found = find_new_run_dir(runs, "route2b_s41", before)
+    assert found == runs / "0007_route2b_s41"
+    me = WorkerTag.here("w0")
+    q.claim(me)
+    q.set_run_dir(jid, me, found)
+    (found / "config.json").write_text("{}")
+    argv, env = job_argv(q, q.get(jid))
+    assert argv[len(gq_argv()):] == ["train", "--resume", str(found)] and env["GQ_RESUME"] == "1"
+    (found / "summary.json").write_text(json.dumps({"status": "complete"}))
+    out = execute(q, q.get(jid), me)
+    assert out.status == "done" and "already complete" in q.get(jid).reason
+    assert format_override("name", "0.5") == 'name="0.5"'  # a string YAML would read as a number stays a string
+    assert format_override("grpo.lr", 0.5) == "grpo.lr=0.5" and format_override("run.progress", False) == "run.progress=false"
+
+
+def test_submitit_local_executor_runs_jobs(tmp_path: Path) -> None:
+    from gradient_quarantine.experiments.slurm import SlurmOptions, parse_time_min, run_submitit
+
+    q = JobQueue(tmp_path / "q.sqlite")
+    a, b = q.add([_spec(tmp_path, "a"), _spec(tmp_path, "b", overrides={"ref": "{run_dir:after=0}"})])
+    results = run_submitit(q, cluster="local", opts=SlurmOptions(gpus=0, time="10"), folder=tmp_path / "submitit",
+                           poll_s=0.3, heartbeat_s=0.3)
+    assert {r["job_id"]: r["status"] for r in results} == {a: "done", b: "done"}
+    assert q.get(a).status == q.get(b).status == "done"
+    assert json.loads(_attempts(q.get(b).run_dir)[0]["overrides"]) == {"ref": q.get(a).run_dir}
+    events = [e for _, e, _ in q.events(a)]
+    assert events[:4] == ["added", "claimed", "submitted", "transferred"]  # placeholder -> node hand-off
+    assert [parse_time_min(t) for t in ("90", "2h", "1:30:00", "2-00:00:00", "90:00")] == [90, 120, 90, 2880, 90]
