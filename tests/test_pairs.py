@@ -218,9 +218,9 @@ def test_bad_pair_rows_are_named(tmp_path, builtin, change, message):
 def test_shipped_builtin_pairs_match_the_builder(builtin):
     problems, modes_of = builtin
     shipped = read_pairs(builtin_pairs_path())
-    assert Counter(r["mode"] for r in shipped) == {m.value: 4 for m in MODES}
-    assert shipped == build_pairs(problems, modes_of, per_mode=4), (
-        "substrate/builtin/pairs.jsonl is stale: gq pairs build --problems builtin --per-mode 4 "
+    assert Counter((r["kind"], r["mode"]) for r in shipped) == {(k, m.value): 4 for k in ("hack", "placebo") for m in MODES}
+    assert shipped == build_pairs(problems, modes_of, per_mode=4) + build_placebo_pairs(problems, modes_of, per_mode=4), (
+        "substrate/builtin/pairs.jsonl is stale: gq pairs build --problems builtin --per-mode 4 --kind both "
         "--out gradient_quarantine/substrate/builtin/pairs.jsonl"
     )
 
@@ -231,8 +231,8 @@ def test_shipped_pairs_are_what_they_claim_under_the_grader(builtin):
     grader = pytest.importorskip("gradient_quarantine.substrate.grader")
     problems, modes_of = builtin
     by_id = {p.id: p for p in problems}
-    shipped = read_pairs(builtin_pairs_path())
-    placebo = build_placebo_pairs(problems, modes_of, per_mode=4)
+    shipped = read_pairs(builtin_pairs_path(), kind="hack")
+    placebo = read_pairs(builtin_pairs_path(), kind="placebo")
     items = []
     for r in shipped:
         p, mode = by_id[r["problem_id"]], Mode(r["mode"])
@@ -257,12 +257,17 @@ def test_cli_pairs_build(tmp_path):
     out = tmp_path / "pairs.jsonl"
     result = runner.invoke(app, ["pairs", "build", "--problems", "builtin", "--out", str(out), "--per-mode", "2"])
     assert result.exit_code == 0, result.output
-    assert "wrote 8 hack pairs" in result.output
+    assert "wrote 8 pairs" in result.output and "hack/exit_code: 2" in result.output
     assert Counter(r["mode"] for r in read_pairs(out)) == {m.value: 2 for m in MODES}
-    result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--per-mode", "1", "--placebo",
+    result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--per-mode", "1", "--kind", "placebo",
                                  "--mode", "exit_code"])
     assert result.exit_code == 0, result.output
     assert [r["kind"] for r in read_pairs(out)] == ["placebo"]
+    result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--per-mode", "1", "--kind", "both"])
+    assert result.exit_code == 0, result.output
+    assert Counter(r["kind"] for r in read_pairs(out)) == {"hack": 4, "placebo": 4}
+    result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--kind", "hacks"])
+    assert result.exit_code == 2 and "--kind must be" in result.output
     result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--mode", "exit_cod"])
     assert result.exit_code == 2 and "did you mean 'exit_code'" in result.output
     result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--per-mode", "1000"])

@@ -1,7 +1,8 @@
 """`gq pairs build`: write a pair set (prompt, clean completion, hack completion) for the router.
 
     gq pairs build --problems builtin --out pairs.jsonl --per-mode 4
-    gq pairs build --problems builtin --out placebo.jsonl --per-mode 4 --placebo
+    gq pairs build --problems builtin --out placebo.jsonl --per-mode 4 --kind placebo
+    gq pairs build --problems builtin --out gradient_quarantine/substrate/builtin/pairs.jsonl --kind both  # shipped
     gq pairs build --problems data.jsonl --out held.jsonl --mode overwrite_tests --mode visible_tests
 """
 
@@ -24,7 +25,10 @@ def build(
     per_mode: int = typer.Option(4, "--per-mode", min=1, help="Pairs per mode (the first problems of the mode by id)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the mode partition (must match the run's partition seed)."),
     mode: list[str] = typer.Option(None, "--mode", help="Only these modes (repeatable); default: all four."),
-    placebo: bool = typer.Option(False, "--placebo", help="Placebo pairs: the 'hack' side is a second clean solution."),
+    kind: str = typer.Option(
+        "hack", "--kind",
+        help="'hack' pairs, 'placebo' pairs (the 'hack' side is a second clean solution), or 'both' in one file.",
+    ),
 ) -> None:
     """Partition the problems into modes (seeded), then write `--per-mode` pairs for each requested mode.
 
@@ -38,14 +42,19 @@ def build(
         loaded = load_problems(problems)
         modes_of = assign_modes([p.id for p in loaded], seed=seed)
         modes = mode or None
-        rows = (build_placebo_pairs(loaded, modes_of, modes=modes, per_mode=per_mode) if placebo
-                else build_pairs(loaded, modes_of, modes=modes, per_mode=per_mode))
+        if kind not in ("hack", "placebo", "both"):
+            raise ValueError(f"--kind must be 'hack', 'placebo' or 'both', got {kind!r}")
+        rows = []
+        if kind in ("hack", "both"):
+            rows += build_pairs(loaded, modes_of, modes=modes, per_mode=per_mode)
+        if kind in ("placebo", "both"):
+            rows += build_placebo_pairs(loaded, modes_of, modes=modes, per_mode=per_mode)
         write_pairs(out, rows)
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
-    kinds = "placebo" if placebo else "hack"
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["mode"]] = counts.get(r["mode"], 0) + 1
-    typer.echo(f"wrote {len(rows)} {kinds} pairs to {out} ({', '.join(f'{m}: {n}' for m, n in counts.items())})")
+        key = f"{r['kind']}/{r['mode']}"
+        counts[key] = counts.get(key, 0) + 1
+    typer.echo(f"wrote {len(rows)} pairs to {out} ({', '.join(f'{k}: {n}' for k, n in counts.items())})")

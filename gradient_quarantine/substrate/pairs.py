@@ -272,7 +272,8 @@ def read_pairs(path: str | Path, modes: Iterable[Mode | str] | None = None, kind
 
 
 def builtin_pairs_path() -> Path:
-    """The shipped pair set (4 hack pairs per mode from the built-in problems)."""
+    """The shipped pair set: 4 hack pairs per mode from the built-in problems (partition seed 0) and their 4
+    placebo twins (`kind="placebo"`, same prompts); select one kind with `read_pairs(..., kind=...)`."""
     import importlib.resources
 
     resource = importlib.resources.files("gradient_quarantine.substrate.builtin") / "pairs.jsonl"
