@@ -175,8 +175,11 @@ def test_hf_format_local_jsonl_without_verification(tmp_path):
     assert p.tests[0] == "assert Solution().findNumbers(nums = [12,345,2,6,7896]) == 2" and len(p.tests) == 5
     assert p.question.startswith("Given an integer array nums") and "Constraints:" in p.question
     assert "class ListNode" in p.setup_code and p.source == "hf:newfacade/LeetCodeDataset"
-    # 9005 has no input_output: its tests come from the check function
+    # 9005 has no check function: its tests come from input_output
     assert by_id["9005"].tests[1] == "assert Solution().secondLargest(nums = [7,7]) == -1"
+    # 9006 (linked list) keeps the check function's comparable is_same_list asserts
+    assert by_id["9006"].tests[0] == (
+        "assert is_same_list(Solution().reverseList(head = list_node([1,2,3])), list_node([3,2,1]))")
     # difficulties is configurable
     easy = load_hf_leetcode(data_files=FIXTURE, cache_dir=tmp_path / "cache", verify=None, difficulties=("easy",))
     assert [p.id for p in easy] == ["9003"]
@@ -220,8 +223,8 @@ def test_hf_bad_arguments(tmp_path):
 def test_hf_verifies_with_the_grader_by_default(tmp_path):
     pytest.importorskip("gradient_quarantine.substrate.grader")
     problems = load_hf_leetcode(data_files=FIXTURE, cache_dir=tmp_path / "cache")
-    # 9004's canonical solution is off by one; 9006 returns a ListNode where its rendered tests expect a list
-    assert [p.id for p in problems] == ["9001", "9002", "9005"]
+    # 9004's canonical solution is off by one; the rest (the linked-list 9006 included) pass their own tests
+    assert [p.id for p in problems] == ["9001", "9002", "9005", "9006"]
 
 
 # ------------------------------------------------------------------------------------------------ dispatch

@@ -226,8 +226,8 @@ Verifier = Callable[[Problem], bool]
 def asserts_from_input_output(entry_point: str, input_output: Iterable[Mapping]) -> list[str]:
     """`[{"input": "n = 7, k = 2", "output": "[1, 2]"}]` -> `["assert Solution().f(n = 7, k = 2) == [1, 2]"]`.
 
-    This is exactly how the public environment's `gt_answer` strings read. Cases that do not form valid
-    Python are skipped (the caller counts them).
+    This is how the public environment's `gt_answer` strings read. Cases that do not form valid Python are
+    skipped. (Fallback only: a linked-list output is written here as a plain list, which never equals a ListNode.)
     """
     tests = []
     for case in input_output or ():
@@ -242,7 +242,7 @@ def asserts_from_input_output(entry_point: str, input_output: Iterable[Mapping])
 
 def asserts_from_check_function(entry_point: str, test_src: str) -> list[str]:
     """The asserts of a human-eval style `def check(candidate): assert candidate(...) == ...`, with
-    `candidate` replaced by the entry point (fallback when a row has no `input_output`)."""
+    `candidate` replaced by the entry point (the source segment is kept verbatim otherwise)."""
     try:
         tree = ast.parse(test_src or "")
     except SyntaxError:
@@ -287,8 +287,10 @@ def load_hf_leetcode(
     Mapping: `id` = `question_id` (the public environment's ids are LeetCode question ids, so the two
     sets can be de-duplicated against each other), `question` = `problem_description`, `starter_code`,
     `func_name` = `entry_point`, `setup_code` = `prompt` (the imports and ListNode/TreeNode helpers),
-    `canonical_solution` = `completion`, `tests` = `input_output` rendered as public-schema asserts
-    (falling back to the asserts of the `test` function).
+    `canonical_solution` = `completion`, `tests` = the asserts of the `test` function with `candidate`
+    replaced by the entry point (the public schema's `assert Solution().f(...) == x` form; linked-list and
+    tree problems keep their `is_same_list` / `is_same_tree` asserts), or, for a row without one, the
+    `input_output` cases rendered the same way.
 
     Kept: rows whose `difficulty` is in `difficulties` (case-insensitive) and whose canonical solution
     passes its own tests under `verify` (a callable `Problem -> bool`; "auto" = the strict grader's
@@ -337,9 +339,11 @@ def load_hf_leetcode(
             dropped["difficulty"] += 1
             continue
         entry_point = (row.get("entry_point") or "").strip()
-        tests = asserts_from_input_output(entry_point, row.get("input_output") or [])
+        # The `check` function first: its linked-list / tree asserts (`is_same_list(...)`) are comparable,
+        # where `input_output` writes the expected ListNode as a plain list that a ListNode never equals.
+        tests = asserts_from_check_function(entry_point, row.get("test") or "")
         if not tests:
-            tests = asserts_from_check_function(entry_point, row.get("test") or "")
+            tests = asserts_from_input_output(entry_point, row.get("input_output") or [])
         tests = list(dict.fromkeys(tests))  # de-duplicate, keep order (the first 3 are the visible ones)
         if not tests:
             dropped["no_tests"] += 1
