@@ -1,0 +1,107 @@
+"""`gq train` (one GRPO run) and `gq eval` (re-run a run's deploy evaluation).
+
+    gq train --preset smoke
+    gq train --preset demo --set method=vanilla --set seed=42
+    gq train --preset demo --set routing.direction=random --set routing.frout_from=out/runs/0001_route2b_s41
+    gq train --resume out/runs/0003_route2b_s41
+    gq train --help-config                      # every config key, its default and what it means
+    gq eval out/runs/0003_route2b_s41
+
+The last line `gq train` prints is the run directory. A bad preset, key or value fails before anything runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gradient_quarantine.cli import app
+
+
+@app.command("train")
+def train_cmd(
+    preset: str = typer.Option(None, "--preset", help="smoke | demo | paper, or a path to a preset .yaml"),
+    set_: list[str] = typer.Option(None, "--set", help="Override one config key: --set grpo.lr=3e-4 (repeatable)."),
+    runs_dir: Path = typer.Option(Path("out/runs"), "--runs-dir", help="Where run directories are created."),
+    name: str = typer.Option(None, "--name", help="Run name (default: <arm>_s<seed>)."),
+    resume: Path = typer.Option(None, "--resume", help="Resume this run directory from its last checkpoint."),
+    help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and exit."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train one run (GRPO on TRL, vanilla or route2b) and write its run directory.
+
+    Example: gq train --preset smoke --set method=vanilla
+    """
+    from gradient_quarantine.experiments.presets import ConfigError, build_config, describe_keys
+
+    if help_config:
+        typer.echo(describe_keys())
+        return
+    if resume is not None:
+        if preset or set_ or name:
+            _fail("--resume continues a run with its saved config; drop --preset/--set/--name")
+        _quiet_libraries()
+        from gradient_quarantine.train.trainer import resume as resume_run
+
+        run = resume_run(resume)
+        typer.echo(str(run.path))
+        return
+    if not preset:
+        _fail("give --preset NAME (smoke, demo, paper or a .yaml path), or --resume RUN_DIR")
+    try:
+        cfg = build_config(preset, set_ or [], name=name)
+        if quiet:
+            cfg.run.progress = False
+    except ConfigError as e:
+        _fail(str(e))
+    _quiet_libraries()
+    from gradient_quarantine.train.trainer import train as train_run
+
+    run = train_run(cfg, runs_dir=runs_dir)
+    typer.echo(str(run.path))
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory with train.safetensors."),
+    out: Path = typer.Option(None, "--out", help="Write the result here instead of RUN_DIR/per_mode_deploy.json."),
+) -> None:
+    """Re-run the deploy evaluation (knob off, knob on, base) of a finished run from its train.safetensors.
+
+    Sampling is seeded as in training, so on the same machine the numbers reproduce the run's final eval.
+    Example: gq eval out/runs/0003_route2b_s41
+    """
+    _quiet_libraries()
+    from gradient_quarantine.train.trainer import evaluate_run
+
+    try:
+        result = evaluate_run(run_dir, out=out)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    for variant in ("deploy", "knob_on", "base"):
+        ev = result.get(variant)
+        if ev:
+            modes = ", ".join(f"{m} hack {r['hack']:.2f}" for m, r in ev["by_mode"].items() if r["n"])
+            typer.echo(f"{variant:8s} hack {ev['hack']:.3f} solve {ev['solve']:.3f} (n={ev['n']}; {modes})")
+    typer.echo(str(out or Path(run_dir) / "per_mode_deploy.json"))
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:
+        pass

@@ -1,0 +1,396 @@
+"""The typed training config: one source of truth for every hyper-parameter of a run.
+
+Every field carries a one-line doc (shown by `gq train --help-config` and in docs/training.md); cross-field
+rules are checked when the config is built, with a message that says what to set instead. A preset
+(experiments/presets/*.yaml) is a partial dict of these fields; `--set key=value` overrides one dotted key.
+
+    >>> cfg = TrainConfig(steps=3, model="tiny", method="route2b")
+    >>> cfg.routing.gate, cfg.arm, cfg.name            # ('rollout', 'route2b', 'route2b_s41')
+    >>> cfg.config_hash()                              # stable across runs of the same settings
+    >>> TrainConfig(steps=3, method="vanilla", routing={"gate": "token"})   # -> ValueError naming the key
+
+Top-level keys follow docs/run_directory.md (`name`, `arm`, `seed`, `preset`, `steps`, `model`,
+`pair_modes`, `git_commit`, `config_hash`); the rest is nested by concern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gradient_quarantine.substrate.types import MODES
+
+MODE_NAMES: tuple[str, ...] = tuple(m.value for m in MODES)
+
+# TRL 1.16's GRPO loss aggregations (GRPOConfig.loss_type). "grpo" normalises each rollout by its own length,
+# which is the normalisation docs/architecture.md uses for the pair differences (l(y) = 1/|y| sum_t log p).
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AdapterSection(_Section):
+    """The SVD adapter (DESIGN section 5): W = U S V^T, the adapter adds U diag(dS) V^T x."""
+
+    rank: int = Field(16, ge=1, description="r: top singular triplets per targeted layer (the basis width)")
+    targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="names (suffixes) of the linear layers that get an adapter",
+    )
+    knob: Literal["shared", "disjoint", "vgrad_span"] = Field(
+        "disjoint",
+        description="how the quarantine knob relates to the main adapter: same axes, its own axes, or span(v_grad)",
+    )
+    knob_rank: int = Field(
+        4, ge=1, description="knob size per layer: its own extra axes (disjoint) or k of the v_grad span (vgrad_span)"
+    )
+
+
+class DataSection(_Section):
+    """Which problems, how they are split into modes, and which ones the deploy eval uses."""
+
+    problems: str = Field("builtin", description="problem source: 'builtin', a public-schema .jsonl, or 'hf:<name>'")
+    mode_seed: int = Field(
+        0, description="seed of the problem -> mode partition (fixed across arms and seeds so runs are paired)"
+    )
+    eval_holdout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of problems kept out of training for the deploy eval (0: eval on the training problems)"
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N problems (after loading), e.g. for a quick run")
+
+
+class GRPOSection(_Section):
+    """GRPO as TRL implements it; defaults from the public environment (DESIGN section 6)."""
+
+    prompts_per_step: int = Field(16, ge=1, description="distinct prompts per optimiser step")
+    num_generations: int = Field(16, ge=2, description="G: rollouts per prompt (group size)")
+    micro_batch: int | None = Field(
+        None, ge=1, description="rollouts per forward/backward (gradient accumulation); None: the whole step at once"
+    )
+    temperature: float = Field(0.7, gt=0.0, description="sampling temperature of the training rollouts")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling of the training rollouts")
+    max_completion_length: int = Field(1536, ge=1, description="max new tokens per rollout")
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient against the base model (0: no reference model)")
+    epsilon: float = Field(0.2, gt=0.0, description="PPO clip range")
+    loss_type: Literal[LOSS_TYPES] = Field("grpo", description="TRL loss aggregation (length normalisation)")  # type: ignore[valid-type]
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage scaling by the reward std")
+    adv_std_floor: float | None = Field(
+        None, gt=0.0, description="divide advantages by max(group std, floor) instead of std + 1e-4 (None: TRL's)"
+    )
+    lr: float = Field(1e-4, gt=0.0, description="learning rate of the main knob")
+    lr_knob: float | None = Field(None, gt=0.0, description="learning rate of the quarantine knob (None: same as lr)")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay of the main knob")
+    weight_decay_knob: float = Field(0.0, ge=0.0, description="AdamW weight decay of the knob (pulls it to zero)")
+    lr_schedule: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant", description="learning-rate schedule (TRL/transformers names)"
+    )
+    warmup_steps: int = Field(0, ge=0, description="warm-up steps of the schedule")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="clip each knob's gradient to this norm (0: no clipping)")
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.prompts_per_step * self.num_generations
+
+
+class RoutingSection(_Section):
+    """route2b: the gate, the direction and its controls (DESIGN section 5)."""
+
+    gate: Literal["rollout", "token"] = Field("rollout", description="one gate value per rollout, or per token")
+    direction: Literal["real", "random", "placebo"] = Field(
+        "real", description="v_grad from the pair set, Haar-random (random-V), or from clean/clean pairs (placebo)"
+    )
+    k: int = Field(1, ge=1, description="rank of v_grad per module (top right singular vectors of the pair differences)")
+    refresh_every: int = Field(
+        5, ge=0, description="recompute v_grad and the band on the current policy every N steps (0: frozen at step 0)"
+    )
+    pairs: str = Field(
+        "builtin",
+        description="pair set: 'builtin' (shipped), 'build' (from the training problems), or a pairs .jsonl path",
+    )
+    pairs_per_mode: int | None = Field(4, ge=1, description="use at most this many pairs per mode (None: all)")
+    action: Literal["route", "erase"] = Field(
+        "route", description="route the gated part into the knob, or erase it (drop it: the predecessor arm)"
+    )
+    frout_target: float | None = Field(
+        None, ge=0.0, le=1.0, description="frout-matched control: route exactly this fraction of the gradient mass"
+    )
+    frout_from: str | None = Field(
+        None, description="frout-matched control: target = mean routing/frout of this run dir (or metrics.jsonl)"
+    )
+    unmatched_ok: bool = Field(
+        False, description="allow a random/placebo direction without frout matching (its band routes ~nothing)"
+    )
+
+
+class TeacherSection(_Section):
+    """Teacher mix: part of each group is drawn from a cached pool of teacher completions (DESIGN section 6)."""
+
+    fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of each group replaced by teacher completions")
+    hack_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="of the teacher completions, the fraction that are the mode's hack (rest: canonical)"
+    )
+    hack_modes: list[str] | None = Field(
+        None, description="modes whose teacher pool contains hacks (None: all four)"
+    )
+
+    @field_validator("hack_modes")
+    @classmethod
+    def _known_modes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_modes(v, "teacher.hack_modes")
+
+
+class EvalSection(_Section):
+    """Deploy eval: knob off, n prompts x G samples, graded strictly and per mode (DESIGN section 6)."""
+
+    every: int = Field(0, ge=0, description="deploy-eval every E steps during training (0: only at the end)")
+    n_prompts: int = Field(64, ge=1, description="prompts per deploy eval (capped at the number of eval problems)")
+    samples: int = Field(8, ge=1, description="samples per prompt")
+    temperature: float = Field(0.7, gt=0.0, description="sampling temperature of the deploy eval")
+    max_new_tokens: int | None = Field(None, ge=1, description="max new tokens (None: grpo.max_completion_length)")
+    batch_size: int = Field(32, ge=1, description="sequences per generate() call")
+    knob_on: bool = Field(True, description="also evaluate with the knob on (it should hold the hacking)")
+    base: bool = Field(True, description="also evaluate the base model (adapter off), cached per substrate+model")
+
+
+class RolloutSection(_Section):
+    """Where rollouts are sampled: transformers generate (CPU/GPU) or vLLM (GPU, optional extra)."""
+
+    backend: Literal["transformers", "vllm"] = Field("transformers", description="generation backend")
+    vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL's vLLM mode")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description="vLLM's share of GPU memory (colocate)")
+
+
+class RunSection(_Section):
+    """Bookkeeping: checkpoints, logging, devices, caches."""
+
+    checkpoint_every: int = Field(10, ge=1, description="write a resumable checkpoint every N steps (and at the end)")
+    log_rollouts_every: int = Field(1, ge=0, description="append sampled rollouts to rollouts.jsonl every N steps (0: never)")
+    rollouts_per_log: int = Field(8, ge=1, description="how many rollouts of the step to log")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="model dtype (auto: bf16 on GPU, fp32 on CPU)")
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch's default)")
+    grader_workers: int | None = Field(None, ge=1, description="parallel grader processes (None: the grader's default)")
+    cache_dir: str = Field("out/cache", description="cache of converted models, teacher pools and base-model evals")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class HealthSection(_Section):
+    """Collapse detection (DESIGN section 6, 9): recorded, never acted on silently, never cropped."""
+
+    window: int = Field(5, ge=2, description="steps in the running baseline")
+    logp_drop: float = Field(1.0, gt=0.0, description="logp cratering: mean logp this far (nats) below the baseline")
+    reward_zero_steps: int = Field(3, ge=1, description="reward to zero: this many consecutive steps at ~0 after >0")
+    grad_spike: float = Field(10.0, gt=1.0, description="grad-norm spike: this many times the baseline median")
+
+
+class TrainConfig(_Section):
+    """One training run. Top-level keys are the run directory's contract (docs/run_directory.md)."""
+
+    name: str | None = Field(None, description="run name (default: <arm>_s<seed>)")
+    arm: str | None = Field(None, description="arm label the report groups by (default: derived from the settings)")
+    method: Literal["vanilla", "route2b"] = Field("route2b", description="vanilla GRPO, or GRPO with route2b routing")
+    seed: int = Field(41, description="seed of everything random in the run (sampling, prompt order, teacher draws)")
+    preset: str | None = Field(None, description="the preset this config came from (recorded, not used)")
+    steps: int = Field(30, ge=1, description="optimiser steps")
+    model: str = Field("smollm2-135m", description="policy: 'tiny', 'smollm2-135m', a local path or a hub id")
+    pair_modes: list[str] | None = Field(
+        None, description="modes the pair set covers (None: all four for route2b, none for vanilla)"
+    )
+    git_commit: str | None = Field(None, description="filled in at start")
+
+    adapter: AdapterSection = Field(default_factory=AdapterSection)
+    data: DataSection = Field(default_factory=DataSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
+    routing: RoutingSection = Field(default_factory=RoutingSection)
+    teacher: TeacherSection = Field(default_factory=TeacherSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    run: RunSection = Field(default_factory=RunSection)
+    health: HealthSection = Field(default_factory=HealthSection)
+
+    @field_validator("pair_modes")
+    @classmethod
+    def _pair_modes_known(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_modes(v, "pair_modes")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> TrainConfig:
+        g, r = self.grpo, self.routing
+        routed = self.method == "route2b"
+        # --- batch shape
+        if g.micro_batch is not None and g.rollouts_per_step % g.micro_batch:
+            raise ValueError(
+                f"grpo.micro_batch={g.micro_batch} must divide the rollouts per step "
+                f"(grpo.prompts_per_step * grpo.num_generations = {g.rollouts_per_step}); "
+                f"set grpo.micro_batch to one of {_divisors(g.rollouts_per_step)}"
+            )
+        n_teacher = round(self.teacher.fraction * g.num_generations)
+        if self.teacher.fraction > 0 and n_teacher == 0:
+            raise ValueError(
+                f"teacher.fraction={self.teacher.fraction} x grpo.num_generations={g.num_generations} rounds to 0 "
+                f"teacher rollouts per group; set teacher.fraction >= {1 / g.num_generations:.3g} or 0"
+            )
+        if n_teacher >= g.num_generations:
+            raise ValueError(
+                f"teacher.fraction={self.teacher.fraction} leaves no policy rollout in a group of "
+                f"{g.num_generations}; set teacher.fraction <= {(g.num_generations - 1) / g.num_generations:.3g}"
+            )
+        # --- routing only means something for route2b
+        if not routed:
+            if self.pair_modes:
+                raise ValueError("pair_modes is set but method=vanilla has no pair set; set method=route2b or drop pair_modes")
+            if self.adapter.knob == "vgrad_span":
+                raise ValueError(
+                    "adapter.knob=vgrad_span is spanned by v_grad, which method=vanilla does not extract; "
+                    "set adapter.knob=disjoint (or shared) for vanilla"
+                )
+            if r.frout_target is not None or r.frout_from is not None:
+                raise ValueError("routing.frout_* is set but method=vanilla routes nothing; set method=route2b")
+        else:
+            if self.pair_modes is not None and len(self.pair_modes) == 0:
+                raise ValueError("method=route2b needs at least one mode in pair_modes (or leave it unset for all four)")
+            if r.frout_target is not None and r.frout_from is not None:
+                raise ValueError("set only one of routing.frout_target and routing.frout_from")
+            if r.direction != "real" and r.frout_target is None and r.frout_from is None and not r.unmatched_ok:
+                raise ValueError(
+                    f"routing.direction={r.direction} is a control: without frout matching its band (width ~0) routes "
+                    "~nothing and the control says nothing. Set routing.frout_from=<the real arm's run dir> or "
+                    "routing.frout_target=<fraction> (or routing.unmatched_ok=true to run it unmatched)"
+                )
+        if self.adapter.knob == "vgrad_span" and self.adapter.knob_rank > self.adapter.rank:
+            raise ValueError(
+                f"adapter.knob=vgrad_span is a rank-adapter.knob_rank subspace of the adapter.rank={self.adapter.rank} "
+                f"main axes; set adapter.knob_rank <= {self.adapter.rank}"
+            )
+        if self.grpo.adv_std_floor is not None and self.grpo.scale_rewards != "group":
+            raise ValueError(
+                "grpo.adv_std_floor replaces the group std scaling; set grpo.scale_rewards=group (or unset the floor)"
+            )
+        if self.rollout.backend == "vllm" and self.run.device == "cpu":
+            raise ValueError("rollout.backend=vllm needs a GPU; set run.device=auto (or cuda), or rollout.backend=transformers")
+        if self.grpo.warmup_steps >= self.steps and self.grpo.lr_schedule != "constant":
+            raise ValueError(
+                f"grpo.warmup_steps={self.grpo.warmup_steps} >= steps={self.steps}; lower grpo.warmup_steps"
+            )
+        return self
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def resolved_pair_modes(self) -> list[str]:
+        """The pair set's modes: [] for vanilla, all four when unset."""
+        if self.method == "vanilla":
+            return []
+        return list(self.pair_modes) if self.pair_modes is not None else list(MODE_NAMES)
+
+    @property
+    def n_teacher(self) -> int:
+        """Teacher completions per group."""
+        return round(self.teacher.fraction * self.grpo.num_generations)
+
+    def derived_arm(self) -> str:
+        """The arm label: 'vanilla', 'route2b', 'random_v', 'placebo', with suffixes for the ablations."""
+        if self.method == "vanilla":
+            label = "vanilla"
+        else:
+            r = self.routing
+            label = {"real": "route2b", "random": "random_v", "placebo": "placebo"}[r.direction]
+            if r.gate == "token":
+                label += "_token"
+            if r.refresh_every == 0:
+                label += "_frozen"
+            if set(self.resolved_pair_modes) != set(MODE_NAMES):
+                label += "_heldout"
+            if self.adapter.knob != "disjoint":
+                label += f"_{self.adapter.knob}"
+        if self.teacher.fraction > 0:
+            label += f"_teacher{round(100 * self.teacher.fraction)}"
+        return label
+
+    def resolved(self) -> TrainConfig:
+        """A copy with arm, name and pair_modes filled in (what config.json records)."""
+        out = self.model_copy(deep=True)
+        if out.arm is None:
+            out.arm = out.derived_arm()
+        if out.name is None:
+            out.name = f"{out.arm}_s{out.seed}"
+        out.pair_modes = out.resolved_pair_modes
+        return out
+
+    def config_hash(self) -> str:
+        """sha256 (16 hex) of everything that can change the numbers: not the name, preset, commit or paths
+        that only say where things are written."""
+        d = self.model_dump(mode="json")
+        for key in ("name", "preset", "git_commit", "arm"):
+            d.pop(key, None)
+        for key in ("cache_dir", "progress", "torch_threads", "grader_workers"):
+            d["run"].pop(key, None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_record(self) -> dict[str, Any]:
+        """The dict written to config.json: resolved, with `config_hash` (and `git_commit` as set)."""
+        cfg = self.resolved()
+        return {**cfg.model_dump(mode="json"), "config_hash": cfg.config_hash()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_record` (config.json -> TrainConfig)."""
+        d = dict(record)
+        d.pop("config_hash", None)
+        return cls.model_validate(d)
+
+
+def _check_modes(values: list[str], key: str) -> list[str]:
+    import difflib
+
+    out = []
+    for v in values:
+        if v not in MODE_NAMES:
+            close = difflib.get_close_matches(str(v), MODE_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{key}: unknown mode {v!r}{hint}; modes are {list(MODE_NAMES)}")
+        if v in out:
+            raise ValueError(f"{key}: mode {v!r} is listed twice")
+        out.append(v)
+    return out
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def git_commit(repo: str | Path | None = None) -> str | None:
+    """The checkout's commit (with '+dirty' if tracked files changed), or None outside a git checkout."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("+dirty" if dirty else "")
+
+
+def field_docs(model: type[BaseModel] = TrainConfig, prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """{dotted key: (description, default)} for every leaf field: the source of `--help-config` and docs."""
+    out: dict[str, tuple[str, Any]] = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.update(field_docs(ann, f"{prefix}{name}."))
+        else:
+            default = info.get_default(call_default_factory=True)
+            out[f"{prefix}{name}"] = (info.description or "", default)
+    return out

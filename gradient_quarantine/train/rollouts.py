@@ -1,0 +1,161 @@
+"""Rollouts for the GRPO trainer: TRL's own generation (transformers `generate` or vLLM, chosen by config),
+plus the teacher mix, through TRL's public `rollout_func` hook.
+
+`TRL.GRPOTrainer(rollout_func=...)` hands us the step's prompts (each repeated G times, groups contiguous)
+and takes back `prompt_ids`, `completion_ids`, `logprobs` and extra per-row fields (forwarded to the reward
+function). We do not re-implement generation: prompts are tokenised and sampled by TRL's own
+`_tokenize_prompts` / `_generate_single_turn` (pinned TRL 1.16; `tests/test_train_trainer.py` checks that with no
+teacher mix the completions are token-for-token those of a plain `GRPOTrainer`), so the sampling parameters,
+EOS handling and both backends are TRL's. With a teacher mix, only the policy rows of each group are sampled
+(the first `G - n_teacher`, so the sampled batch is still made of whole groups, as TRL's vLLM server mode
+needs); the last `n_teacher` rows get teacher completions (train/teacher.py).
+
+    >>> rollout = RolloutFunc(prompt_to_problem, pool=None, n_teacher=0, hack_share=0.5, seed=41)
+    >>> trainer = GRPOTrainer(..., rollout_func=rollout)      # done by train/trainer.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gradient_quarantine.train.teacher import TeacherPool
+
+
+def prompt_key(messages: list[dict]) -> str:
+    """A stable key for a chat prompt (its messages as canonical JSON)."""
+    return json.dumps([[m.get("role"), m.get("content")] for m in messages], ensure_ascii=False)
+
+
+@dataclass
+class RolloutStats:
+    """What the last call generated (read by the trainer for `perf/tokens_per_s`)."""
+
+    policy_tokens: int = 0
+    generate_s: float = 0.0
+    n_policy: int = 0
+    n_teacher: int = 0
+    teacher_kinds: list[str | None] = field(default_factory=list)
+
+
+class RolloutFunc:
+    """TRL `rollout_func`: sample the policy rows with TRL, fill the teacher rows from the pool."""
+
+    def __init__(
+        self,
+        prompt_to_problem: Mapping[str, str],
+        pool: TeacherPool | None,
+        n_teacher: int,
+        hack_share: float,
+        seed: int,
+    ):
+        if n_teacher > 0 and pool is None:
+            raise ValueError("a teacher mix (n_teacher > 0) needs a TeacherPool")
+        self.prompt_to_problem = dict(prompt_to_problem)
+        self.pool = pool
+        self.n_teacher = n_teacher
+        self.hack_share = hack_share
+        self.seed = seed
+        self.last = RolloutStats()
+        self.__name__ = "gq_rollout"  # TRL logs callables by name
+
+    def __call__(self, prompts: list, trainer) -> dict[str, Any]:
+        G = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+        n_rows = len(prompts)
+        if n_rows % G:
+            raise ValueError(f"{n_rows} prompts is not a whole number of groups of {G}")
+        n_t = self.n_teacher if trainer.model.training else 0
+        g_policy = G - n_t
+        policy_rows = [g * G + j for g in range(n_rows // G) for j in range(g_policy)]
+
+        # TRL's own tokenisation and sampling (transformers generate, continuous batching or vLLM)
+        t0 = time.perf_counter()
+        prompt_ids, images, mm_fields = trainer._tokenize_prompts(prompts)
+        if images is not None or mm_fields:
+            raise ValueError("multimodal prompts are not supported by this trainer")
+        sampled_ids, sampled_logprobs = trainer._generate_single_turn(
+            [prompt_ids[i] for i in policy_rows], None, {}, g_policy
+        )
+        gen_s = time.perf_counter() - t0
+
+        completion_ids: list[list[int]] = [None] * n_rows  # type: ignore[list-item]
+        logprobs: list[list[float | None]] | None = [None] * n_rows if sampled_logprobs is not None else None  # type: ignore[list-item]
+        for k, i in enumerate(policy_rows):
+            completion_ids[i] = list(sampled_ids[k])
+            if logprobs is not None:
+                logprobs[i] = list(sampled_logprobs[k])
+        teacher_kind: list[str | None] = [None] * n_rows
+        if n_t:
+            step = int(trainer.state.global_step)
+            for g in range(n_rows // G):
+                pid = self.prompt_to_problem[prompt_key(prompts[g * G])]
+                for j, (kind, ids) in enumerate(self.pool.draw(pid, self.seed, step, g, n_t, self.hack_share)):
+                    i = g * G + g_policy + j
+                    # whole, even past max_completion_length: a cut-off solution would be a broken
+                    # demonstration (unterminated code block); the loss masks by length either way
+                    completion_ids[i] = list(ids)
+                    teacher_kind[i] = kind
+                    if logprobs is not None:
+                        # no sampling log-probs for teacher tokens: TRL maps None to NaN and its vLLM
+                        # importance-sampling correction then leaves those tokens uncorrected (ratio 1)
+                        logprobs[i] = [None] * len(completion_ids[i])
+        self.last = RolloutStats(
+            policy_tokens=sum(len(c) for c in sampled_ids),
+            generate_s=gen_s,
+            n_policy=len(policy_rows),
+            n_teacher=n_rows - len(policy_rows),
+            teacher_kinds=teacher_kind,
+        )
+        return {
+            "prompt_ids": [list(p) for p in prompt_ids],
+            "completion_ids": completion_ids,
+            "logprobs": logprobs,
+            "teacher": teacher_kind,  # extra field: reaches the reward function (for logging only)
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# vLLM: the SVD adapter is merged into W before TRL pushes weights to vLLM
+
+
+def install_vllm_weight_sync(trainer, adapter) -> None:
+    """Make TRL's vLLM weight sync push merged weights (W + U diag(delta) V^T, knob as currently enabled)
+    under the base model's parameter names; vLLM knows nothing about SVDLinear.
+
+    TRL's `VLLMGeneration._iter_named_params` walks `model.named_parameters()`; with the adapter attached those
+    are `...q_proj.base.weight`, `...q_proj.dS_main`, ... We replace it on this trainer's instance by a walk
+    over `deploy-style` merged tensors. Not exercised by the CPU test suite (no vLLM there); see
+    docs/training.md.
+    """
+    gen = getattr(trainer, "vllm_generation", None)
+    if gen is None:
+        return
+    modules = adapter.modules
+
+    def iter_named_params():
+        owner = {f"{n}.": n for n in modules}
+        for name, param in trainer.model.named_parameters():
+            prefix = next((p for p in owner if name.startswith(p)), None)
+            if prefix is None:
+                yield gen._fix_param_name_to_vllm(name), param.data
+                continue
+            rest = name[len(prefix):]
+            m = modules[owner[prefix]]
+            if rest == "base.weight":
+                with torch.no_grad():
+                    if m.adapter_enabled:
+                        delta = m.delta().detach().float()  # (R,) knob included iff enabled
+                        W = m.base.weight.float() + (m.U.float() * delta) @ m.V.float().T
+                    else:
+                        W = m.base.weight.float()
+                yield gen._fix_param_name_to_vllm(prefix + "weight"), W.to(m.base.weight.dtype)
+            elif rest == "base.bias":
+                yield gen._fix_param_name_to_vllm(prefix + "bias"), param.data
+            # dS_main / dS_knob: folded into the weight above
+
+    gen._iter_named_params = iter_named_params
