@@ -14,6 +14,7 @@ app = typer.Typer(
 # Each module below registers its command(s) on `app` when imported.
 from gradient_quarantine.cli import grade  # noqa: E402,F401
 from gradient_quarantine.cli import direction  # noqa: E402,F401
+from gradient_quarantine.cli import train  # noqa: E402,F401
 from gradient_quarantine.cli import pairs  # noqa: E402,F401
 from gradient_quarantine.cli import queue  # noqa: E402,F401
 from gradient_quarantine.cli import report  # noqa: E402,F401
