@@ -30,8 +30,16 @@ DESIGN_ARMS = [
     "teacher_50", "solve_orth", "erase", "monitor_penalty_gt", "monitor_penalty_weak", "monitor_screen_gt",
     "monitor_screen_weak", "inoculation", "adv_mod",
 ]
-# Arms whose keys the trainer's config knows today (kept in step with train/config.py).
-TRAINER_ARMS = [a for a in DESIGN_ARMS if a not in {"solve_orth"} and not a.startswith(("monitor_", "inoc", "adv_"))]
+# The arms the method's claims rest on: these must always validate against the trainer's config.
+CORE_ARMS = ["vanilla", "route2b", "route2b_token", "random_v", "placebo", "route2b_frozen", "heldout_a", "heldout_b"]
+
+
+def _unsupported_arms() -> set[str]:
+    """Arms whose files use a key the trainer's config does not (yet) have."""
+    from gradient_quarantine.experiments.presets import valid_keys
+
+    keys = valid_keys()
+    return {a for a in DESIGN_ARMS if any(k not in keys for k in load_arm(a).set)}
 
 
 def test_every_design_arm_has_a_file_that_loads() -> None:
@@ -63,12 +71,17 @@ def test_shipped_sweeps_expand_with_dependencies() -> None:
 def test_trainer_validates_every_job_and_names_missing_support() -> None:
     jobs = expand(load_sweep("paper"), seeds=[41])
     problems = validate(jobs)
-    missing = {n.removesuffix("_s41") for n in problems}
-    assert missing == set(DESIGN_ARMS) - set(TRAINER_ARMS), problems
-    assert "needs trainer support that is missing" in problems["monitor_penalty_gt_s41"]
-    assert "baseline.kind" in problems["monitor_penalty_gt_s41"]
-    assert "routing.solve_orth" in problems["solve_orth_s41"]
-    assert validate(expand(load_sweep("demo"))) == {}
+    unsupported = _unsupported_arms()
+    assert {n.removesuffix("_s41") for n in problems} == unsupported, problems
+    assert not unsupported & set(CORE_ARMS)
+    for arm in unsupported:
+        msg = problems[f"{arm}_s41"]
+        assert "needs trainer support that is missing: unknown config key(s)" in msg and load_arm(arm).description in msg
+    assert validate(expand(load_sweep("demo"))) == {} and validate(expand(load_sweep("paper_core"))) == {}
+    # an unknown key in an inline arm is named
+    sw = SweepFile.model_validate({"name": "x", "preset": "demo", "seeds": [41],
+                                   "arms": [{"name": "new_arm", "set": {"baseline.kind": "monitor_penalty"}}]})
+    assert "baseline.kind" in validate(expand(sw))["new_arm_s41"]
 
 
 def test_invalid_value_is_caught_before_queueing(tmp_path: Path) -> None:
@@ -141,15 +154,19 @@ def test_cli_queue_add_dry_run_and_refusal(tmp_path: Path) -> None:
     dry = subprocess.run(gq + ["queue", "add", "paper", "--seeds", "41", "--dry-run", "--db", str(db)],
                          capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
-    assert "25 jobs, 7 invalid (dry run: nothing queued)" in dry.stdout
+    n_bad = len(_unsupported_arms())
+    assert f"25 jobs, {n_bad} invalid (dry run: nothing queued)" in dry.stdout
     assert "random_v_s41: preset=paper after route2b" in dry.stdout
     refused = subprocess.run(gq + ["queue", "add", "paper", "--seeds", "41", "--db", str(db)],
                              capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "needs trainer support that is missing" in refused.stderr
-    assert JobQueue(db).jobs() == []
+    if n_bad:
+        assert refused.returncode == 2 and "needs trainer support that is missing" in refused.stderr
+        assert JobQueue(db).jobs() == []
+    else:
+        JobQueue(db)._conn().execute("DELETE FROM jobs")
     ok = subprocess.run(gq + ["queue", "add", "paper", "--seeds", "41", "--skip-invalid", "--db", str(db),
                               "--set", "steps=5"], capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0 and "queued 18 jobs" in ok.stdout
+    assert ok.returncode == 0 and f"queued {25 - n_bad} jobs" in ok.stdout
     jobs = JobQueue(db).jobs()
     assert all(j.spec["overrides"]["steps"] == 5 for j in jobs)
     assert json.loads(json.dumps(jobs[0].spec))["preset"] == "paper"

@@ -569,6 +569,23 @@ def _pick_trace(rows: list[tuple[Run, dict[str, Any]]], want: str) -> tuple[Run,
     return None
 
 
+def _pick_pair(cands: list[tuple[Run, dict[str, Any]]]) -> list[tuple[Run, dict[str, Any], str] | None]:
+    """[hack, clean]: on the same problem when the logs allow it (so one prompt shows both), else independently."""
+    by_problem: dict[Any, list[tuple[Run, dict[str, Any]]]] = defaultdict(list)
+    for run, row in cands:
+        by_problem[row.get("problem_id")].append((run, row))
+    hack = _pick_trace(cands, "hack")
+    for teacher in (False, True):  # the policy's own hacks first
+        for run, row in cands:
+            if not row.get("hack") or bool(row.get("teacher")) != teacher:
+                continue
+            same = by_problem[row.get("problem_id")]
+            clean = _pick_trace(same, "solve") or _pick_trace(same, "clean")
+            if clean is not None:
+                return [_pick_trace([(run, row)], "hack"), clean]
+    return [hack, _pick_trace(cands, "solve") or _pick_trace(cands, "clean")]
+
+
 def _traces_markdown(runs: Sequence[Run], modes: Sequence[str], baseline_arm: str) -> str:
     ordered = sorted([r for r in runs if r.config is not None],
                      key=lambda r: (r.arm != baseline_arm, r.arm or "", r.seed or 0, r.path.name))
@@ -587,7 +604,7 @@ def _traces_markdown(runs: Sequence[Run], modes: Sequence[str], baseline_arm: st
         if not cands:
             lines += ["_No logged rollouts of this mode in any run._", ""]
             continue
-        picks = [_pick_trace(cands, "hack"), _pick_trace(cands, "solve") or _pick_trace(cands, "clean")]
+        picks = _pick_pair(cands)
         prompt_src = next((p for p in picks if p is not None), None) or (cands[0][0], cands[0][1], "")
         prompt = str(prompt_src[1].get("prompt", ""))
         f = _fence(prompt)

@@ -14,6 +14,7 @@ corrected for multiple comparisons; the tables say how many tests they hold.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -96,10 +97,13 @@ def band(values_by_seed: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndar
     """Per position over seeds: (mean, sem, n) for curves (NaN-aware; SEM NaN where n < 2)."""
     x = np.asarray(values_by_seed, dtype=float)  # (n_seeds, n_points)
     n = np.sum(np.isfinite(x), axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Columns with 0 or 1 finite values are expected (a seed that stopped early, a single seed): NaN there,
+    # without numpy's empty-slice / ddof warnings.
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(x, axis=0) if x.size else np.array([])
         sd = np.nanstd(x, axis=0, ddof=1)
-        sem = np.where(n >= 2, sd / np.sqrt(np.maximum(n, 1)), np.nan)
+    sem = np.where(n >= 2, sd / np.sqrt(np.maximum(n, 1)), np.nan)
     return mean, sem, n
 
 

@@ -172,6 +172,8 @@ def _delta(t: PairedTest | None) -> str:
 def _p(t: PairedTest | None) -> str:
     if t is None:
         return "—"
+    if not math.isfinite(t.p):
+        return t.fmt_p()  # says why (n<2, no shared seeds, zero variance)
     star = " *" if t.significant else ""
     return f"{t.fmt_p()}{star} (n={t.n})"
 

@@ -112,7 +112,10 @@ def ls(
         c = colours.get(j.status, "")
         table.add_row(str(j.id), str(j.priority), f"[{c}]{st}[/{c}]" if c else st, j.name, j.sweep or "",
                       f"{j.attempts}/{j.max_attempts}", ",".join(map(str, j.deps)), detail)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped or logged: do not fold paths at 80 columns
+    console.print(table)
     counts = {s: sum(1 for j in by_id.values() if j.status == s) for s in ("queued", "running", "done", "failed", "killed")}
     typer.echo("  ".join(f"{k}: {v}" for k, v in counts.items()))
 

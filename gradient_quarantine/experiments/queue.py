@@ -870,7 +870,8 @@ def run_local(
                     return
                 stop.wait(poll_s)
                 continue
-            say(f"[w{slot}] job {job.id} {job.name}: start (attempt {job.attempts}) -> {job.run_dir}")
+            where = job.run_dir or f"a new {job.spec.get('runs_dir')}/NNNN_{job.name}"
+            say(f"[w{slot}] job {job.id} {job.name}: start (attempt {job.attempts}) -> {where}")
             out = execute(q, job, tag, heartbeat_s=heartbeat_s, stop=stop)
             say(f"[w{slot}] job {job.id} {job.name}: {out.status} ({out.reason})")
             with lock:
