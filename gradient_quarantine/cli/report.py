@@ -22,9 +22,11 @@ def report(
     method_arm: str = typer.Option("route2b", "--method-arm", help="the method's arm in A1 and as A5's reference"),
     baseline_arm: str = typer.Option("vanilla", "--baseline-arm", help="the arm every delta is taken against"),
 ) -> None:
-    """Regenerate the report: A1 curves, A2 main table (+ per mode), A3 ablations, A4 long run, A5 held-out
-    modes, A6 traces, A7 context; PNGs with their data as CSV, tables as markdown and CSV, results.md linking
-    them. Partial or incomplete runs are listed in results.md, never dropped silently.
+    """Figures and tables A1-A7 and results.md, regenerated from run directories alone.
+
+    A1 curves, A2 main table (+ per mode), A3 ablations, A4 long run, A5 held-out modes, A6 traces, A7 context;
+    PNGs with their data as CSV, tables as markdown and CSV, results.md linking them. Partial or incomplete runs
+    are listed in results.md, never dropped silently.
 
     Example: gq report out/runs --out out/report
     """
