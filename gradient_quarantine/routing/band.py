@@ -30,7 +30,7 @@ import torch
 from gradient_quarantine.io import atomic_write_json
 
 # A gate value counts as "at 0" / "at 1" within this tolerance (float32 arithmetic on the clamp).
-_GATE_ATOL = 1e-6
+GATE_ATOL = 1e-6
 
 
 @dataclass
@@ -156,8 +156,8 @@ def gate_stats(f: torch.Tensor, weight: torch.Tensor | None = None) -> dict[str,
     if weight is not None:
         f = f[weight.flatten() > 0]
     n = max(f.numel(), 1)
-    at0 = (f <= _GATE_ATOL).sum().item()
-    at1 = (f >= 1 - _GATE_ATOL).sum().item()
+    at0 = (f <= GATE_ATOL).sum().item()
+    at1 = (f >= 1 - GATE_ATOL).sum().item()
     return {
         "routing/gate_at_0": at0 / n,
         "routing/gate_at_1": at1 / n,

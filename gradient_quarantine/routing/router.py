@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from gradient_quarantine.routing.band import Band, band_stats, frout_matched_gate, gate, gate_stats
+from gradient_quarantine.routing.band import GATE_ATOL, Band, band_stats, frout_matched_gate, gate
 from gradient_quarantine.routing.capture import GradCapture
 from gradient_quarantine.routing.direction import Direction
 
@@ -182,11 +182,14 @@ class Router:
         return result
 
     def _route_tokens(self, cap: GradCapture, sign: float) -> tuple[Tensor, ...]:
-        """Per-token gate. Two passes over modules, one module's (B, T, R) factors at a time: the first sums
-        `<u_bt, v_hat>` and `||G_bt||^2` over modules, the second routes with the resulting `f_bt`."""
+        """Per-token gate. Pass 1 forms `G_bt = a_bt * b_bt` one module at a time and sums `<u_bt, v_hat>` and
+        `||G_bt||^2` over modules; pass 2 routes each module's `G_bt` with the resulting `f_bt`. The `G_bt` of
+        pass 1 are kept for pass 2 (one more B x T x R float32 per module while routing) rather than asking the
+        capture for its factors twice."""
         if not cap.per_token_enabled:
             raise RuntimeError("granularity='token' needs GradCapture(adapter, per_token=True)")
         dot = sq = None
+        Gts: list[Tensor] = []
         for i, m in enumerate(self.names):
             a, b = cap.per_token(m)  # (B, T, R) each
             Gt = a.float() * b.float()  # (B, T, R) G_bt
@@ -194,29 +197,26 @@ class Router:
             s = (Gt * Gt).sum(-1)  # (B, T)
             dot = d if dot is None else dot + d
             sq = s if sq is None else sq + s
+            Gts.append(Gt)
         dot = sign * dot
         norms = sq.sqrt()  # (B, T) ||G_bt||
         cos = dot / norms.clamp(min=_EPS)  # (B, T)
         f = self._gate(cos, norms)  # (B, T)
-        kept, routed, total = [], [], []
-        for m in self.names:
-            a, b = cap.per_token(m)
-            Gt = a.float() * b.float()  # (B, T, R)
-            routed.append(torch.einsum("bt,btr->r", f, Gt))
-            kept.append(torch.einsum("bt,btr->r", 1.0 - f, Gt))
-            total.append(Gt.sum((0, 1)))
-        return cos, norms, f, torch.stack(kept), torch.stack(routed), torch.stack(total)
+        weights = torch.stack([f, 1.0 - f, torch.ones_like(f)])  # (3, B, T): routed, kept, total
+        split = torch.stack([torch.einsum("kbt,btr->kr", weights, Gt) for Gt in Gts], 1)  # (3, M, R)
+        del Gts
+        return cos, norms, f, split[1], split[0], split[2]
 
     def _check(self, f: Tensor, kept: Tensor, routed: Tensor, total: Tensor) -> None:
         # The two invariants the method relies on (STYLE 5): f in [0, 1]; kept + routed = total (capture coords,
-        # i.e. main + knob = total gradient when the knob shares the main axes).
-        if f.numel() and not (float(f.min()) >= 0.0 and float(f.max()) <= 1.0):
-            raise AssertionError(f"gate outside [0, 1]: min {float(f.min())}, max {float(f.max())}")
-        scale = total.abs().max().clamp(min=_EPS)
-        err = (kept + routed - total).abs().max() / scale
+        # i.e. main + knob = total gradient when the knob shares the main axes). One host sync for both.
+        err = (kept + routed - total).abs().max() / total.abs().max().clamp(min=_EPS)
+        lo, hi, err = torch.stack([f.min(), f.max(), err]).tolist() if f.numel() else (0.0, 0.0, float(err))
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise AssertionError(f"gate outside [0, 1]: min {lo}, max {hi}")
         if not err <= 1e-4:
             raise AssertionError(
-                f"routing lost gradient: max |kept + routed - total| / max |total| = {float(err):.2e}"
+                f"routing lost gradient: max |kept + routed - total| / max |total| = {err:.2e}"
             )
 
     def _main_coords(self, X: Tensor) -> Tensor:  # (M, R) -> (M, rank)
@@ -246,14 +246,15 @@ class Router:
     @torch.no_grad()
     def apply(self, result: RouteResult) -> None:
         """Accumulate `result.main` into `dS_main.grad` and `result.knob` into `dS_knob.grad`."""
+        params, grads = [], []
         for m in self.names:
             mod = self.adapter.modules[m]
-            for p, g in ((mod.dS_main, result.main[m]), (mod.dS_knob, result.knob[m])):
-                g = g.to(p.dtype)
-                if p.grad is None:
-                    p.grad = g.clone()
-                else:
-                    p.grad.add_(g)
+            params += [mod.dS_main, mod.dS_knob]
+            grads += [result.main[m].to(mod.dS_main.dtype), result.knob[m].to(mod.dS_knob.dtype)]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        torch._foreach_add_([p.grad for p in params], grads)  # one fused launch instead of 2M small adds
 
     # ---- gauges ---------------------------------------------------------------------------------------------
 
@@ -269,28 +270,31 @@ class Router:
         cos = torch.cat([r.cos for r in results])
         norms = torch.cat([r.norms for r in results])
         f = torch.cat([r.f for r in results])
-        valid = torch.cat([r.valid for r in results])
+        w = torch.cat([r.valid for r in results]).float()
         kept = sum(r.kept for r in results)  # (M, R)
         routed = sum(r.routed for r in results)
-        out: dict[str, float] = {}
-        total_mass = float(norms.sum())
-        out["routing/frout"] = float((f * norms).sum()) / total_mass if total_mass > 0 else 0.0
-        out.update(band_stats(self.band))
-        live = cos[valid]
-        if live.numel():
-            q = torch.quantile(live.float(), torch.tensor([0.1, 0.5, 0.9], device=live.device))
-            out["routing/cos_p10"], out["routing/cos_p50"], out["routing/cos_p90"] = (float(x) for x in q)
-        else:
-            out["routing/cos_p10"] = out["routing/cos_p50"] = out["routing/cos_p90"] = float("nan")
-        out.update(gate_stats(f, valid))
+        # every gauge as a 0-d tensor first, then one host sync (this runs every step on the GPU)
+        frout = (f * norms).sum() / norms.sum().clamp(min=_EPS)
+        qs = torch.tensor([0.1, 0.5, 0.9], device=cos.device)
+        q = torch.nanquantile(torch.where(w > 0, cos.float(), torch.nan), qs)  # nan if nothing is live
+        n_live = w.sum()
+        at0 = ((f <= GATE_ATOL).float() * w).sum()
+        at1 = ((f >= 1 - GATE_ATOL).float() * w).sum()
+        frac = torch.stack([at0, at1, n_live - at0 - at1]) / n_live.clamp(min=1)
         # residual: the main knob's update direction after routing, embedded in capture coordinates (axes the
         # main knob does not own, e.g. a disjoint knob's, are zero), against v_hat
         u_main = torch.zeros_like(kept)
         u_main[:, : self.rank] = results[0].sign * kept[:, : self.rank]
-        out["routing/resid_cos"] = float((u_main * self._v).sum() / u_main.norm().clamp(min=_EPS))
-        out["grad/norm_main"] = float(self._main_coords(kept).norm())
-        out["grad/norm_knob"] = float(self._knob_coords(routed).norm())
-        return out
+        resid = (u_main * self._v).sum() / u_main.norm().clamp(min=_EPS)
+        vals = torch.cat([
+            frout[None], q, frac, resid[None], self._main_coords(kept).norm()[None],
+            self._knob_coords(routed).norm()[None],
+        ]).tolist()  # fmt: skip
+        names = [
+            "routing/frout", "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",
+            "routing/gate_at_1", "routing/gate_between", "routing/resid_cos", "grad/norm_main", "grad/norm_knob",
+        ]  # fmt: skip
+        return {**band_stats(self.band), **dict(zip(names, vals, strict=True))}
 
 
 def make_optimizers(
