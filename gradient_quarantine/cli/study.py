@@ -1,0 +1,96 @@
+"""`gq study SWEEP`: the end-to-end study in one resumable command (the README's main job).
+
+It is the three steps a researcher would type, in order, in one study directory:
+
+    gq queue add SWEEP --seeds ... --runs-dir STUDY/runs --db STUDY/queue.sqlite   (once; skipped if queued)
+    gq queue run --db STUDY/queue.sqlite                                         (runs / resumes the jobs)
+    gq report STUDY/runs --out STUDY/report                                       (figures, tables, results.md)
+
+and then prints the main table (A2). Running it again continues where it stopped: finished jobs are not
+re-run, a job killed mid-run resumes from its last checkpoint (the queue passes `--resume`).
+
+    gq study demo                      # embedded SmolLM2-135M, vanilla / route2b / random-V, seed 41
+    gq study demo --seeds 41,42,43     # the same with three seeds (three times as long)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from gradient_quarantine.cli import app
+
+
+@app.command("study")
+def study(
+    sweep: str = typer.Argument("demo", help="sweep name (experiments/sweeps/NAME.yaml) or path to a sweep .yaml"),
+    seeds: str = typer.Option("41", "--seeds", help="comma-separated seeds (the demo runs one by default)"),
+    out: Path = typer.Option(None, "--out", help="study directory (default out/study_<sweep>)"),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="jobs at once (1 on a 2-core machine)"),
+    sets: list[str] = typer.Option([], "--set", help="key=value override for every job (e.g. steps=5)"),
+) -> None:
+    """Run a sweep end to end through the queue, then the report; resumable.
+
+    Example: gq study demo
+    """
+    from rich.console import Console
+
+    from gradient_quarantine.analysis.report import build_report, load_runs
+    from gradient_quarantine.experiments.presets import parse_set
+    from gradient_quarantine.experiments.queue import JobQueue, run_local
+    from gradient_quarantine.experiments.sweep import SweepError, add_sweep, load_sweep
+
+    console = Console(stderr=True)
+    out = out or Path("out") / f"study_{Path(sweep).stem}"
+    runs_dir, db, report_dir = out / "runs", out / "queue.sqlite", out / "report"
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    t0 = time.time()
+    try:
+        spec = load_sweep(sweep)
+        extra = dict(parse_set(s) for s in sets)
+        q = JobQueue(db)
+        queued = [j for j in q.jobs() if j.sweep == spec.name]
+        if not queued:
+            ids, _ = add_sweep(q, spec, seeds=seed_list or None, extra=extra, runs_dir=runs_dir)
+            console.print(f"[bold]study {spec.name}[/]: queued {len(ids)} jobs in {db}")
+        else:
+            console.print(f"[bold]study {spec.name}[/]: resuming ({len(queued)} jobs already in {db}; "
+                          "--seeds/--set apply only when the study is first queued)")
+    except (SweepError, ValueError) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+    for job in q.jobs():
+        if job.status in ("failed", "killed"):
+            console.print(f"  job {job.id} {job.name} was {job.status} ({job.reason}); requeueing it")
+            q.requeue(job.id, force=True)
+
+    outcomes = run_local(q, workers=workers, on_event=lambda msg: console.print(msg))
+    failed = [o for o in outcomes if o.status != "done"]
+
+    runs = load_runs([runs_dir]) if runs_dir.exists() else []
+    if not runs:
+        typer.secho(f"no run directories under {runs_dir}; nothing to report", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    build_report([runs_dir], report_dir)
+    _print_main_table(report_dir, console)
+    console.print(f"study took {(time.time() - t0) / 60:.1f} min this time; "
+                  f"{sum(r.complete for r in runs)}/{len(runs)} runs complete; report: {report_dir / 'results.md'}")
+    if failed:
+        for o in failed:
+            console.print(f"[red]job {o.job_id} {o.status}: {o.reason}[/]")
+        raise typer.Exit(1)
+    typer.echo(str(report_dir / "results.md"))
+
+
+def _print_main_table(report_dir: Path, console) -> None:
+    """Print A2 (per arm deploy hack and solve) as the study's closing summary."""
+    from rich.markdown import Markdown
+
+    a2 = sorted(report_dir.glob("A2*.md"))
+    if a2:
+        console.print(Markdown(a2[0].read_text()))
+    else:
+        console.print(f"(no A2 table in {report_dir}; see results.md)")
