@@ -18,3 +18,4 @@ from gradient_quarantine.cli import train  # noqa: E402,F401
 from gradient_quarantine.cli import pairs  # noqa: E402,F401
 from gradient_quarantine.cli import queue  # noqa: E402,F401
 from gradient_quarantine.cli import report  # noqa: E402,F401
+from gradient_quarantine.cli import study  # noqa: E402,F401
