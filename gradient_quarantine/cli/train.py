@@ -95,6 +95,11 @@ def _fail(msg: str) -> None:
 def _quiet_libraries() -> None:
     import logging
     import os
+    import warnings
+
+    # deprecation notices from inside transformers/TRL (e.g. their own gradient_checkpointing alias) are not
+    # actionable for a user of gq and bury the progress bar
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl)\.")
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -128,6 +128,11 @@ class RoutingSection(_Section):
     unmatched_ok: bool = Field(
         False, description="allow a random/placebo direction without frout matching (its band routes ~nothing)"
     )
+    solve_orth: bool = Field(
+        False,
+        description="remove v_grad's projection on a solve direction (from correct/incorrect pairs) before the band "
+        "(DESIGN 7, routing/orthogonalize.py)",
+    )
 
 
 class TeacherSection(_Section):
@@ -182,6 +187,48 @@ class RunSection(_Section):
     progress: bool = Field(True, description="show a progress bar")
 
 
+# Published baselines (DESIGN section 7), run on vanilla GRPO at the same settings; train/baselines.py.
+BASELINE_KINDS = ("none", "monitor_penalty", "monitor_screen", "inoculation", "adv_mod")
+MONITOR_KINDS = ("monitor_penalty", "monitor_screen")
+
+
+class BaselineSection(_Section):
+    """A published baseline instead of routing (train/baselines.py). The monitor kinds read the strict hack label
+    (upper references, not label-free peers of route2b); inoculation and adv_mod read no label."""
+
+    kind: Literal[BASELINE_KINDS] = Field(  # type: ignore[valid-type]
+        "none",
+        description="none | monitor_penalty (reward -= penalty for flagged rollouts) | monitor_screen (flagged "
+        "rollouts dropped from the update) | inoculation (training prompts request the hack) | adv_mod (advantage "
+        "penalised by the v_grad gate)",
+    )
+    monitor_tpr: float = Field(
+        1.0, ge=0.0, le=1.0, description="monitor: probability that a hack is flagged (1 - miss rate; 1: ground truth)"
+    )
+    monitor_fpr: float = Field(
+        0.0, ge=0.0, le=1.0, description="monitor: probability that a non-hack is flagged (0: ground truth)"
+    )
+    penalty: float = Field(
+        3.0, gt=0.0, description="monitor_penalty: subtracted from a flagged rollout's reward (3.0 cancels a flawed pass)"
+    )
+    adv_coef: float = Field(1.0, gt=0.0, description="adv_mod: A_b <- A_b - adv_coef * f(cos_b), f the route2b gate")
+    inoculation_text: str | None = Field(
+        None, description="inoculation: the instruction added to the training system prompt ({loophole}: the mode's "
+        "loophole); None: the built-in one"
+    )
+
+    @property
+    def uses_direction(self) -> bool:
+        """adv_mod extracts v_grad (and its band) from the pair set, like route2b."""
+        return self.kind == "adv_mod"
+
+    def label(self) -> str:
+        """Arm label: the kind, with _gt / _weak for a ground-truth / lowered-accuracy monitor."""
+        if self.kind in MONITOR_KINDS:
+            return f"{self.kind}_{'gt' if (self.monitor_tpr, self.monitor_fpr) == (1.0, 0.0) else 'weak'}"
+        return self.kind
+
+
 class HealthSection(_Section):
     """Collapse detection (DESIGN section 6, 9): recorded, never acted on silently, never cropped."""
 
@@ -215,6 +262,7 @@ class TrainConfig(_Section):
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     run: RunSection = Field(default_factory=RunSection)
     health: HealthSection = Field(default_factory=HealthSection)
+    baseline: BaselineSection = Field(default_factory=BaselineSection)
 
     @field_validator("pair_modes")
     @classmethod
@@ -245,7 +293,7 @@ class TrainConfig(_Section):
             )
         # --- routing only means something for route2b
         if not routed:
-            if self.pair_modes:
+            if self.pair_modes and not self.baseline.uses_direction:
                 raise ValueError("pair_modes is set but method=vanilla has no pair set; set method=route2b or drop pair_modes")
             if self.adapter.knob == "vgrad_span":
                 raise ValueError(
@@ -274,6 +322,7 @@ class TrainConfig(_Section):
             raise ValueError(
                 "grpo.adv_std_floor replaces the group std scaling; set grpo.scale_rewards=group (or unset the floor)"
             )
+        _check_baseline(self)  # baselines and routing.solve_orth (train/baselines.py)
         if self.rollout.backend == "vllm" and self.run.device == "cpu":
             raise ValueError("rollout.backend=vllm needs a GPU; set run.device=auto (or cuda), or rollout.backend=transformers")
         if self.grpo.warmup_steps >= self.steps and self.grpo.lr_schedule != "constant":
@@ -287,7 +336,7 @@ class TrainConfig(_Section):
     @property
     def resolved_pair_modes(self) -> list[str]:
         """The pair set's modes: [] for vanilla, all four when unset."""
-        if self.method == "vanilla":
+        if self.method == "vanilla" and not self.baseline.uses_direction:
             return []
         return list(self.pair_modes) if self.pair_modes is not None else list(MODE_NAMES)
 
@@ -299,7 +348,7 @@ class TrainConfig(_Section):
     def derived_arm(self) -> str:
         """The arm label: 'vanilla', 'route2b', 'random_v', 'placebo', with suffixes for the ablations."""
         if self.method == "vanilla":
-            label = "vanilla"
+            label = "vanilla" if self.baseline.kind == "none" else self.baseline.label()
         else:
             r = self.routing
             label = {"real": "route2b", "random": "random_v", "placebo": "placebo"}[r.direction]
@@ -311,6 +360,8 @@ class TrainConfig(_Section):
                 label += "_heldout"
             if self.adapter.knob != "disjoint":
                 label += f"_{self.adapter.knob}"
+            if r.solve_orth:
+                label += "_solve_orth"
         if self.teacher.fraction > 0:
             label += f"_teacher{round(100 * self.teacher.fraction)}"
         return label
@@ -362,6 +413,56 @@ def _check_modes(values: list[str], key: str) -> list[str]:
             raise ValueError(f"{key}: mode {v!r} is listed twice")
         out.append(v)
     return out
+
+
+def _check_baseline(cfg: TrainConfig) -> None:
+    """Cross-field rules of the baseline section and routing.solve_orth, each naming what to set instead."""
+    b, r = cfg.baseline, cfg.routing
+    # a key counts as given when it differs from its default (config.json records every key, defaults included)
+    given = {k for k, info in BaselineSection.model_fields.items() if getattr(b, k) != info.get_default()}
+    if b.kind != "none" and cfg.method != "vanilla":
+        raise ValueError(
+            f"baseline.kind={b.kind} is a published baseline run on plain GRPO; with method={cfg.method} routing would "
+            "act too and confound the comparison. Set method=vanilla (or baseline.kind=none for route2b)"
+        )
+    for key, kinds in (("monitor_tpr", MONITOR_KINDS), ("monitor_fpr", MONITOR_KINDS), ("penalty", ("monitor_penalty",)),
+                       ("adv_coef", ("adv_mod",)), ("inoculation_text", ("inoculation",))):  # fmt: skip
+        if key in given and b.kind not in kinds:
+            raise ValueError(f"baseline.{key} is set but baseline.kind={b.kind} does not use it; set baseline.kind to "
+                             f"{' or '.join(kinds)}, or drop baseline.{key}")  # fmt: skip
+    if b.kind in MONITOR_KINDS and b.monitor_tpr <= b.monitor_fpr:
+        raise ValueError(
+            f"baseline.monitor_tpr={b.monitor_tpr} <= baseline.monitor_fpr={b.monitor_fpr}: the monitor flags clean "
+            "rollouts at least as often as hacks (no better than chance); set monitor_tpr > monitor_fpr"
+        )
+    if b.kind == "monitor_screen" and cfg.grpo.adv_std_floor is not None:
+        raise ValueError(
+            "baseline.kind=monitor_screen with grpo.adv_std_floor: the floor's group std would count the screened rows "
+            "(TRL's NaN-aware baseline does not); unset grpo.adv_std_floor"
+        )
+    if b.inoculation_text is not None:
+        try:
+            b.inoculation_text.format(loophole="x")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"baseline.inoculation_text: only the placeholder {{loophole}} is filled in ({type(e).__name__}: {e}); "
+                "write other braces as {{ and }}"
+            ) from None
+    uses_v_grad = cfg.method == "route2b" or b.uses_direction
+    if b.uses_direction and cfg.pair_modes is not None and len(cfg.pair_modes) == 0:
+        raise ValueError("baseline.kind=adv_mod needs at least one mode in pair_modes (or leave it unset for all four)")
+    if b.uses_direction and r.direction != "real":
+        raise ValueError(f"baseline.kind=adv_mod scores rollouts with the real v_grad; set routing.direction=real "
+                         f"(got {r.direction})")  # fmt: skip
+    if r.solve_orth:
+        if not uses_v_grad:
+            raise ValueError("routing.solve_orth orthogonalises v_grad, which method=vanilla does not extract; set "
+                             "method=route2b (or baseline.kind=adv_mod)")  # fmt: skip
+        if r.direction != "real":
+            raise ValueError(
+                f"routing.solve_orth orthogonalises the real v_grad; routing.direction={r.direction} is a control with "
+                "its own direction. Set routing.direction=real or routing.solve_orth=false"
+            )
 
 
 def _divisors(n: int) -> list[int]:

@@ -48,8 +48,10 @@ from gradient_quarantine.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-# A test-only fault injection: after writing checkpoint k, the process SIGKILLs itself (tests/test_train_resume.py).
-KILL_AFTER_CHECKPOINT_ENV = "GQ_TEST_KILL_AFTER_CHECKPOINT"
+# Test-only fault injection (tests/test_train_resume.py): the process SIGKILLs itself at the end of step k, after
+# everything that step writes (metrics row, eval, checkpoint when due). A real kill, not an exception.
+KILL_AFTER_STEP_ENV = "GQ_TEST_KILL_AFTER_STEP"
+RAISE_AFTER_STEP_ENV = "GQ_TEST_RAISE_AFTER_STEP"  # the same, as an exception (in-process tests; summary -> failed)
 
 
 # ==========================================================================================================
@@ -700,6 +702,12 @@ class Run:
             self.checkpoint(step)
         self._summary("running", step)
         self._bar_update(row)
+        if os.environ.get(KILL_AFTER_STEP_ENV) == str(step):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get(RAISE_AFTER_STEP_ENV) == str(step):
+            raise RuntimeError(f"injected crash after step {step} ({RAISE_AFTER_STEP_ENV})")
 
     def _rollout_rows(self, step: int) -> list[dict]:
         r = self.reward.last
@@ -732,11 +740,6 @@ class Run:
             _save_direction(tmp, self.router.direction, self.router.band)
         self.run.commit_checkpoint(tmp, step)
         self.adapter.save(self.run.file("train.safetensors"))
-        kill_at = os.environ.get(KILL_AFTER_CHECKPOINT_ENV)
-        if kill_at and int(kill_at) == step:
-            import signal
-
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def finish(self) -> None:
         cfg = self.cfg
