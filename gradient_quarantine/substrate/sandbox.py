@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import select
 import shutil
 import signal
@@ -286,6 +287,43 @@ def detect_isolation(preference: str = "auto", tmp_mb: int = 256) -> Isolation:
 # ---------------------------------------------------------------------------------------- fork server
 
 
+class _Spawner:
+    """Starts processes from one long-lived thread. `bwrap --die-with-parent` (PR_SET_PDEATHSIG) fires when
+    the *thread* that forked bwrap exits, so a server started from a short-lived worker thread (e.g. a
+    ThreadPoolExecutor's) would be killed when that pool shuts down."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _loop(self) -> None:
+        while True:
+            fn, box, done = self._jobs.get()
+            try:
+                box.append(("ok", fn()))
+            except BaseException as e:  # noqa: BLE001 - handed back to the caller
+                box.append(("err", e))
+            done.set()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="gq-sandbox-spawner", daemon=True)
+                self._thread.start()
+        box: list = []
+        done = threading.Event()
+        self._jobs.put((lambda: subprocess.Popen(*args, **kwargs), box, done))
+        done.wait()
+        kind, value = box[0]
+        if kind == "err":
+            raise value
+        return value
+
+
+_spawner = _Spawner()
+
+
 class ForkServer:
     """One warm sandboxed fork server. Not thread-safe: one caller at a time (the grader's worker slot)."""
 
@@ -323,8 +361,8 @@ class ForkServer:
         if env is not None:
             env = dict(env, HOME=tmp_root, TMPDIR=tmp_root)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                         start_new_session=True, env=env, cwd=tmp_root, close_fds=True)
+            self.proc = _spawner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                       start_new_session=True, env=env, cwd=tmp_root, close_fds=True)
         except OSError as e:
             raise SandboxError(f"cannot start the sandbox ({self.isolation.level}): {e}") from e
         self._buf, self._lines = b"", []
