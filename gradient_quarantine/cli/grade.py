@@ -117,6 +117,7 @@ def grade(
     from gradient_quarantine.substrate.grader import Grader
     from gradient_quarantine.substrate.modes import assign_modes
     from gradient_quarantine.substrate.problems import load_problems
+    from gradient_quarantine.substrate.sandbox import SandboxError
     from gradient_quarantine.substrate.testcases import TestFormatError, parse_tests
 
     if completions is not None and out is None:
@@ -138,7 +139,7 @@ def grade(
         with Grader(workers=workers, cpu_s=cpu_s, memory_mb=memory_mb, isolation=isolation) as grader:
             verdicts = grader.grade_many([(p, m, row["completion"]) for row, p, m in items], progress=True)
             typer.echo(f"sandbox: {grader.describe()}", err=True)
-    except ValueError as e:
+    except (ValueError, SandboxError) as e:  # bad knob values; no usable sandbox
         raise _fail(str(e)) from None
     results = []
     for (row, _, mode), v in zip(items, verdicts, strict=True):

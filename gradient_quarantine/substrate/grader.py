@@ -32,7 +32,7 @@ every mode's grader on every problem.
     ...     v = grader.grade(problem, Mode.EXIT_CODE, completion)
     ...     vs = grader.grade_many([(problem, mode, text), ...], progress=True)
     >>> v.gt_pass, v.flawed_pass, v.hack, v.reward, v.reason
-    (False, True, True, 3.5, 'exited during module execution (status 0); flawed pass: exited with status 0 ...')
+    (False, True, True, 3.5, 'exited during module execution (status 0); flawed pass: exited with status 0 before the tests finished')
 """
 
 from __future__ import annotations

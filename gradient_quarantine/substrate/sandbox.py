@@ -1,8 +1,8 @@
 """Isolated execution of untrusted programs: warm fork servers inside a sandbox (DESIGN section 4, "Sandbox").
 
 Each `ForkServer` is one long-lived Python process inside the sandbox (`_sandbox_worker.py`). It preloads the
-problem's trusted setup code once and forks a fresh child per program, so a program costs a `fork()`, not an
-interpreter start (about 1-3 ms instead of about 30-60 ms). The grader (`grader.py`) owns one or two servers
+problem's trusted setup code once and forks a fresh child per program, so a program costs a `fork()` and a
+few milliseconds, not an interpreter start plus imports (bench/README.md has the figures). The grader (`grader.py`) owns one or two servers
 per worker slot and decides what each may see: a *clean* server only ever receives test inputs (the strict
 grader), an *exposed* server also receives the asserts with their expected values (only the `eq_override`
 flawed grader needs them), so no strict run can read an expected value from memory it inherited.
