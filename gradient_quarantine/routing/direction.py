@@ -27,7 +27,7 @@ Controls:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,7 @@ from gradient_quarantine.routing.band import Band, calibrate_band
 from gradient_quarantine.routing.pairs import LengthNorm, Pair, sequence_logprob_grads
 
 DIRECTION_FORMAT = "gq-direction-v1"
-DIRECTION_KINDS = ("v_grad", "random", "placebo")
+DIRECTION_KINDS = ("v_grad", "random", "placebo", "solve")  # solve: from (correct, incorrect) pairs, orthogonalize.py
 _EPS = 1e-12
 
 
@@ -178,7 +178,10 @@ def side_cosines(
 
 
 def leave_one_out_separation(
-    hack_grads: Mapping[str, torch.Tensor], clean_grads: Mapping[str, torch.Tensor], k: int = 1
+    hack_grads: Mapping[str, torch.Tensor],
+    clean_grads: Mapping[str, torch.Tensor],
+    k: int = 1,
+    transform: Callable[[Direction], Direction] | None = None,
 ) -> float | None:
     """Fraction of pairs i that a direction and band calibrated *without* pair i still separate.
 
@@ -186,6 +189,8 @@ def leave_one_out_separation(
     cosine lies below the band's midpoint and its hack side's above it (so the gate routes the hack side more
     than half and the clean side less than half), and that band has positive width. None when fewer than
     k + 1 pairs (nothing left to calibrate on). A label-free gauge: it uses only the pair set.
+    `transform` (optional) is applied to each fold's direction before its band, as the live direction was
+    (e.g. solve-orthogonalisation, orthogonalize.py), so the gauge describes the direction actually in force.
     """
     n = next(iter(hack_grads.values())).shape[0]
     if n < k + 1 or n < 2:
@@ -197,6 +202,8 @@ def leave_one_out_separation(
         c = {m: g[keep] for m, g in clean_grads.items()}
         try:
             d = direction_from_grads(h, c, k)
+            if transform is not None:
+                d = transform(d)
         except ValueError:
             continue  # degenerate without pair i: not separated
         band = calibrate_band(*side_cosines(d, h, c))

@@ -169,6 +169,7 @@ def make_trainer_class():
             self._logp_count = 0
             self._row_kind: torch.Tensor | None = None  # (B,) of the micro-batch in compute_loss, see ROW_KINDS
             self._gate_by_kind: dict[int, list[float]] = {}
+            self.adv_mod = None  # adv_mod baseline: train/baselines.AdvantageModifier, set by Run._make_router
             super().__init__(*args, **kwargs)
             if adv_std_floor is not None and self.accelerator.num_processes > 1:
                 raise ValueError("grpo.adv_std_floor needs whole groups on one process; run on one GPU or unset it")
@@ -288,6 +289,12 @@ def make_trainer_class():
                 A = out["advantages"].view(-1, G)  # (groups, G)
                 std = A.std(dim=1, keepdim=True)  # unbiased, as TRL's group std
                 out["advantages"] = (A / std.clamp(min=self.adv_std_floor)).view(-1)
+            if self.adv_mod is not None and self.model.training:
+                # adv_mod baseline (train/baselines.py): a capture pass scores each rollout, A_b -= coef * f_b.
+                # Its forward is not a training forward: keep it out of policy/logp_mean.
+                logp_acc = (self._logp_sum, self._logp_count)
+                self.adv_mod.modify(self, out)
+                self._logp_sum, self._logp_count = logp_acc
             return out
 
         def _row_kinds(self, n: int) -> list[int] | None:
@@ -429,6 +436,7 @@ class Run:
             rows = kept
         if not rows:
             raise ValueError(f"the pair set {r.pairs!r} has no pairs for modes {modes}")
+        self.pair_rows = rows  # routing.solve_orth builds its solve pairs on these problems (train/baselines.py)
         if r.direction == "placebo":
             # both sides clean: the canonical solution and a renamed/reformatted clean variant of it
             missing = [row["problem_id"] for row in rows if row["problem_id"] not in known]
@@ -477,10 +485,16 @@ class Run:
         if cfg.routing.direction == "random":
             # fixed Haar-random span (same seed every refresh), per-module norms follow the real direction
             direction = random_direction_like(direction, seed=cfg.seed + 7919)
+        orth = None
+        if cfg.routing.solve_orth:  # DESIGN 7: remove v_grad's projection on a solve direction before the band
+            from gradient_quarantine.train.baselines import solve_orth_transform
+
+            orth = solve_orth_transform(self, norm)
+            direction = orth(direction)
         direction.meta.update({"n_pairs": len(self.pairs), "length_norm": norm})
         band = calibrate_band(*side_cosines(direction, hack_g, clean_g))
         if cfg.routing.direction != "random":
-            band.loo_separation = leave_one_out_separation(hack_g, clean_g, k)
+            band.loo_separation = leave_one_out_separation(hack_g, clean_g, k, transform=orth)
         return direction, band
 
     def refresh_due(self, step: int) -> bool:
@@ -492,7 +506,7 @@ class Run:
     def prompt_rows(self) -> list[dict]:
         """The prompts of every step, in order: seeded passes over the training problems (one HF 'epoch' is
         the whole run, so resuming skips batches exactly and never reshuffles)."""
-        from gradient_quarantine.substrate.prompts import render_prompt
+        from gradient_quarantine.train.baselines import training_prompt
 
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, 0x5A3])
@@ -504,7 +518,8 @@ class Run:
         for i in order[:need]:
             p = self.train_problems[i]
             mode = self.modes_of[p.id]
-            rows.append({"prompt": render_prompt(p, mode), "problem_id": p.id, "mode": mode.value})
+            # render_prompt(p, mode), or with the inoculation instruction (baseline.kind=inoculation)
+            rows.append({"prompt": training_prompt(cfg, p, mode), "problem_id": p.id, "mode": mode.value})
         return rows
 
     # ---------------------------------------------------------------------------------------------- trainer
@@ -512,6 +527,7 @@ class Run:
     def build_trainer(self, grader):
         from datasets import Dataset
 
+        from gradient_quarantine.train.baselines import make_reward
         from gradient_quarantine.train.rollouts import RolloutFunc, install_vllm_weight_sync, prompt_key
         from gradient_quarantine.train.teacher import TeacherPool
 
@@ -566,7 +582,7 @@ class Run:
         self.rollout = RolloutFunc(
             prompt_to_problem, pool, cfg.n_teacher, cfg.teacher.hack_share, cfg.seed
         )
-        self.reward = FlawedGraderReward(grader, self.problems_by_id)
+        self.reward = make_reward(cfg, grader, self.problems_by_id)  # FlawedGraderReward (+ monitor baselines)
         Trainer = make_trainer_class()
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL-experimental: pinned + tested
         with warnings.catch_warnings():
@@ -617,7 +633,7 @@ class Run:
         self._summary("running", steps_done)
         try:
             self.setup()
-            if cfg.method == "route2b":
+            if cfg.method == "route2b" or cfg.baseline.uses_direction:  # adv_mod scores with v_grad too
                 self.pairs = self._pair_set()
                 self.frout_target = self._frout_target()
             with Grader(**({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
@@ -648,12 +664,20 @@ class Run:
             band = load_band(ckpt / "band.json")
         else:
             direction, band = self.extract_direction()
-        self.router = Router(
-            self.adapter, direction, band, granularity=self.cfg.routing.gate, frout_target=self.frout_target
-        )
+        if self.cfg.baseline.uses_direction:
+            # adv_mod: no Router; the AdvantageModifier holds the direction and band (same refresh / checkpoint
+            # interface), and the trainer penalises advantages with it
+            from gradient_quarantine.train.baselines import AdvantageModifier
+
+            self.router = AdvantageModifier(direction, band, self.cfg.baseline.adv_coef)
+            self.trainer.adv_mod = self.router
+        else:
+            self.router = Router(
+                self.adapter, direction, band, granularity=self.cfg.routing.gate, frout_target=self.frout_target
+            )
+            self.trainer.router = self.router
         if ckpt is None:  # step-0 direction, for the record (refreshes overwrite it in the checkpoint)
             _save_direction(self.run.path / "direction", direction, band)
-        self.trainer.router = self.router
 
     def _evaluator(self, grader):
         from gradient_quarantine.train.deploy_eval import DeployEvaluator, select_eval_problems
@@ -668,12 +692,15 @@ class Run:
 
     def on_step_logged(self, step: int, logs: Mapping[str, Any]) -> None:
         """After optimiser step `step`: metrics row, health, rollouts, deploy eval, refresh, checkpoint."""
+        from gradient_quarantine.train.baselines import baseline_metrics
+
         cfg = self.cfg
         step_time = time.perf_counter() - self._step_t0
         row: dict[str, Any] = {"step": step}
         if self.reward.last is not None:
             row.update(rollout_metrics(self.reward.last))
         row.update(self.trainer.step_metrics)
+        row.update(baseline_metrics(self))  # baseline/* (monitor, adv_mod), routing/solve_* (train/baselines.py)
         if "entropy" in logs:
             row["policy/entropy"] = logs["entropy"]
         for k in ("completions/mean_length", "frac_reward_zero_std", "clip_ratio/region_mean", "kl"):
