@@ -59,8 +59,6 @@ from gradient_quarantine.substrate.types import Mode, Problem
 from gradient_quarantine.train.config import MONITOR_KINDS, TrainConfig
 from gradient_quarantine.train.trainer import FlawedGraderReward
 
-_EPS = 1e-12
-
 # ==========================================================================================================
 # monitor (reads the strict label: baselines only)
 
@@ -152,7 +150,9 @@ def monitor_metrics(hacks: Sequence[bool], flags: Sequence[bool], trained: Seque
 
 
 def _drop_unscorable_warning(record: logging.LogRecord) -> bool:
-    return "All reward functions returned None" not in str(record.getMessage())  # accelerate prefixes "[RANK i]"
+    return "All reward functions returned None" not in str(
+        record.getMessage()
+    )  # accelerate prefixes "[RANK i]"
 
 
 def make_reward(cfg: TrainConfig, grader, problems_by_id: Mapping[str, Problem]) -> FlawedGraderReward:
