@@ -103,3 +103,11 @@ def test_every_key_is_documented():
     for key, (doc, _) in keys.items():
         assert doc, f"{key} has no doc"
     assert set(MODE_NAMES) == {"overwrite_tests", "visible_tests", "eq_override", "exit_code"}
+
+
+def test_docs_name_every_key():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
+    missing = [k for k in valid_keys() if f"`{k}`" not in doc]
+    assert not missing, f"docs/training.md does not document {missing}"

@@ -52,6 +52,17 @@ class AdapterSection(_Section):
     knob_rank: int = Field(
         4, ge=1, description="knob size per layer: its own extra axes (disjoint) or k of the v_grad span (vgrad_span)"
     )
+    layers: list[int] | None = Field(
+        None, description="[start, end): only decoder layers in this range get an adapter (None: all); the "
+        "backward then stops at `start`, which is what makes a CPU step cheaper",
+    )
+
+    @field_validator("layers")
+    @classmethod
+    def _layer_range(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 2 or not 0 <= v[0] < v[1]):
+            raise ValueError(f"adapter.layers must be [start, end) with 0 <= start < end, got {v}")
+        return v
 
 
 class DataSection(_Section):
@@ -116,6 +127,9 @@ class RoutingSection(_Section):
         description="pair set: 'builtin' (shipped), 'build' (from the training problems), or a pairs .jsonl path",
     )
     pairs_per_mode: int | None = Field(4, ge=1, description="use at most this many pairs per mode (None: all)")
+    pair_batch: int = Field(
+        2, ge=1, description="sequences per forward/backward when extracting v_grad (full-vocab logits: memory)"
+    )
     action: Literal["route", "erase"] = Field(
         "route", description="route the gated part into the knob, or erase it (drop it: the predecessor arm)"
     )

@@ -397,7 +397,10 @@ class Run:
         targets = r"(?:^|\.)(" + "|".join(_re_escape(t) for t in a.targets) + r")$"
         self.adapter = attach_svd_adapter(
             self.model,
-            AdapterConfig(rank=a.rank, target_modules=targets, knob_relation=a.knob, knob_rank=a.knob_rank),
+            AdapterConfig(
+                rank=a.rank, target_modules=targets, knob_relation=a.knob, knob_rank=a.knob_rank,
+                layers=tuple(a.layers) if a.layers else None,
+            ),
         )
         if cfg.method == "vanilla":  # the knob exists (same adapter) but is never trained
             for p in self.adapter.knob_parameters():
@@ -478,7 +481,8 @@ class Run:
         k = cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else cfg.routing.k
         norm = length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length)
         hack_g, clean_g = pair_side_grads(
-            self.model, self.adapter, self.tok, self.pairs, norm, temperature=cfg.grpo.temperature
+            self.model, self.adapter, self.tok, self.pairs, norm, temperature=cfg.grpo.temperature,
+            batch_size=cfg.routing.pair_batch,
         )
         kind = "placebo" if cfg.routing.direction == "placebo" else "v_grad"
         direction = direction_from_grads(hack_g, clean_g, k, kind)
