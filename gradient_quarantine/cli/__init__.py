@@ -11,11 +11,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-# Each module below registers its command(s) on `app` when imported.
-from gradient_quarantine.cli import grade  # noqa: E402,F401
-from gradient_quarantine.cli import direction  # noqa: E402,F401
-from gradient_quarantine.cli import train  # noqa: E402,F401
-from gradient_quarantine.cli import pairs  # noqa: E402,F401
-from gradient_quarantine.cli import queue  # noqa: E402,F401
-from gradient_quarantine.cli import report  # noqa: E402,F401
-from gradient_quarantine.cli import study  # noqa: E402,F401
+# Each module below registers its command(s) on `app` when imported (order = order in `gq --help`).
+from gradient_quarantine.cli import (  # noqa: E402,F401,I001
+    grade,
+    pairs,
+    direction,
+    train,
+    queue,
+    report,
+    study,
+)
