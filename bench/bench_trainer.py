@@ -34,10 +34,10 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 import torch  # noqa: E402
+import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
-import trl  # noqa: E402
 from gradient_quarantine.model.loading import load_policy  # noqa: E402
 from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter  # noqa: E402
 from gradient_quarantine.routing.direction import extract_direction  # noqa: E402

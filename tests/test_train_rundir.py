@@ -94,7 +94,9 @@ def test_collapse_signals():
 
     logp = _rows([-1.0, -1.1, -0.9, -1.0, -3.0, -3.2], [1.0] * 6, [1.0] * 6)
     det = CollapseDetector.replay(cfg, logp)
-    assert det.summary()["step"] == 5 and det.summary()["reasons"] == ["logp_crater"]
+    assert det.summary()["step"] == 6 and det.summary()["reasons"] == ["logp_crater"]  # persists 2 steps
+    blip = _rows([-1.0, -1.1, -0.9, -1.0, -3.0, -1.0, -1.1], [1.0] * 7, [1.0] * 7)
+    assert not CollapseDetector.replay(cfg, blip).summary()["detected"]  # one noisy step is not a collapse
 
     reward = _rows([-1.0] * 6, [0.0, 1.0, 0.5, 0.0, 0.0, 0.0], [1.0] * 6)  # zero at the start does not count
     det = CollapseDetector.replay(cfg, reward)

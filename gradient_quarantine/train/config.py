@@ -248,6 +248,9 @@ class HealthSection(_Section):
 
     window: int = Field(5, ge=2, description="steps in the running baseline")
     logp_drop: float = Field(1.0, gt=0.0, description="logp cratering: mean logp this far (nats) below the baseline")
+    logp_persist: int = Field(
+        2, ge=1, description="logp cratering must last this many consecutive steps (one small batch is noisy)"
+    )
     reward_zero_steps: int = Field(3, ge=1, description="reward to zero: this many consecutive steps at ~0 after >0")
     grad_spike: float = Field(10.0, gt=1.0, description="grad-norm spike: this many times the baseline median")
 

@@ -169,6 +169,7 @@ def make_trainer_class():
             self._logp_count = 0
             self._row_kind: torch.Tensor | None = None  # (B,) of the micro-batch in compute_loss, see ROW_KINDS
             self._gate_by_kind: dict[int, list[float]] = {}
+            self._logp_by_kind: dict[int, list[float]] = {}  # kind -> [sum of token logps, token count]
             self.adv_mod = None  # adv_mod baseline: train/baselines.AdvantageModifier, set by Run._make_router
             super().__init__(*args, **kwargs)
             if adv_std_floor is not None and self.accelerator.num_processes > 1:
@@ -212,6 +213,7 @@ def make_trainer_class():
                 self.router.apply(result)
                 self._route_results.append(result)
                 self._record_gate_by_kind(result)
+            self._row_kind = None  # only valid for this micro-batch's forward (never applied to another pass)
             if self.accelerator.sync_gradients:  # the last micro-batch of this optimiser step
                 self._finish_gradients()
             return loss
@@ -240,6 +242,10 @@ def make_trainer_class():
                 m[f"diag/gate_{ROW_KINDS[kind]}"] = float(np.mean(fs))
                 m[f"diag/n_{ROW_KINDS[kind]}"] = len(fs)
             self._gate_by_kind = {}
+            for kind, (total, count) in self._logp_by_kind.items():
+                if count:
+                    m[f"diag/logp_{ROW_KINDS[kind]}"] = total / count
+            self._logp_by_kind = {}
             self.step_metrics = m
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -268,10 +274,17 @@ def make_trainer_class():
                 return
             labels = kwargs["labels"][:, 1:]  # (B, T-1): -100 off the completion
             mask = labels != -100
-            if self._row_kind is not None and self._row_kind.numel() == mask.shape[0]:
-                own = (self._row_kind <= 1).to(mask.device)  # the policy's own samples, not teacher rows
-                mask = mask & own[:, None]
             lp = output.log_probs.detach()  # (B, T-1)
+            if self._row_kind is not None and self._row_kind.numel() == mask.shape[0]:
+                kinds = self._row_kind.to(mask.device)
+                # diag/logp_<kind>: how likely the policy finds each kind of row (teacher hacks rising = it
+                # is learning to hack); per-token mean over the step, like policy/logp_mean
+                for kind in kinds.unique().tolist():
+                    m = mask & (kinds == kind)[:, None]
+                    acc = self._logp_by_kind.setdefault(int(kind), [0.0, 0])
+                    acc[0] += float(lp[m].sum())
+                    acc[1] += int(m.sum())
+                mask = mask & (kinds <= 1)[:, None]  # policy/logp_mean: the policy's own samples only
             self._logp_sum += float(lp[mask].sum())
             self._logp_count += int(mask.sum())
 
@@ -760,7 +773,11 @@ class Run:
 
     def deploy_eval(self, step: int) -> tuple[dict, dict | None]:
         deploy = self.evaluator.run("deploy", seed=self.cfg.seed, step=step)
-        knob_on = self.evaluator.run("knob_on", seed=self.cfg.seed, step=step) if self.cfg.eval.knob_on else None
+        knob_on = None
+        if self.cfg.eval.knob_on:
+            # a knob that was never trained is zero: knob on is the deploy model, same seed, same numbers
+            untrained = all(float(p.detach().abs().max()) == 0.0 for p in self.adapter.knob_parameters())
+            knob_on = deploy if untrained else self.evaluator.run("knob_on", seed=self.cfg.seed, step=step)
         self.run.append_deploy_eval(step, deploy, knob_on)
         return deploy, knob_on
 
