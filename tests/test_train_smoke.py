@@ -27,6 +27,7 @@ ARMS = {
     "erase": ["routing.action=erase"],
     "no_teacher": ["teacher.fraction=0"],
     "adv_floor_microbatch": ["grpo.adv_std_floor=0.5", "grpo.micro_batch=4"],
+    "pairs_build_top_layer": ["routing.pairs=build", "routing.pairs_per_mode=2", "adapter.layers=[1,2]"],
 }
 # the fast suite runs these; every other arm is marked slow (same code paths, `--runslow` runs them all)
 FAST = {"vanilla", "route2b", "route2b_token", "adv_floor_microbatch"}

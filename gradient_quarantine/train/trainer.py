@@ -437,7 +437,7 @@ class Run:
             rows = read_pairs(builtin_pairs_path(), modes=modes, kind="hack")
             known = {p.id: p for p in load_problems("builtin")}
         elif r.pairs == "build":
-            rows = build_pairs(self.train_problems, self.modes_of, modes=modes)
+            rows = build_pairs(self.train_problems, self.modes_of, modes=modes, per_mode=r.pairs_per_mode)
             known = self.problems_by_id
         else:
             rows = read_pairs(r.pairs, modes=modes, kind="hack")
