@@ -77,6 +77,24 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Any]:
             raise ValueError(f"{path}: line {i + 1} is not valid JSON: {e}") from e
 
 
+def iter_numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
+    """Yield `(where, row)` for each non-blank line, `where` = "file.jsonl row N" for error messages.
+
+    A line that is not JSON raises ValueError naming the file and row, so every reader of user-supplied
+    jsonl (problems, completions, pairs) reports bad input the same way.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} row {lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):  # numpy / torch scalars
         return o.item()

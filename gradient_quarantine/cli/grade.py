@@ -11,7 +11,6 @@ graded, whatever the programs did; 2 for unusable input (unknown problem id, bad
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -29,32 +28,29 @@ def _fail(msg: str) -> typer.Exit:
 
 
 def _read_completions(path: Path, by_id: dict, modes_of: dict) -> list[tuple]:
+    from gradient_quarantine.io import iter_numbered_jsonl
     from gradient_quarantine.substrate.modes import parse_mode
 
     if not path.is_file():
         raise _fail(f"completions file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} row {lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _fail(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise _fail(f"{where}: expected a JSON object")
-            pid = str(row.get("problem_id", ""))
-            if pid not in by_id:
-                raise _fail(f"{where}: unknown problem_id {row.get('problem_id')!r}")
-            if not isinstance(row.get("completion"), str):
-                raise _fail(f"{where}: 'completion' must be a string")
-            try:
-                mode = parse_mode(row["mode"]) if row.get("mode") is not None else modes_of[pid]
-            except ValueError as e:
-                raise _fail(f"{where}: {e}") from None
-            rows.append((row, by_id[pid], mode))
+    try:
+        numbered = list(iter_numbered_jsonl(path))
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    for where, row in numbered:
+        if not isinstance(row, dict):
+            raise _fail(f"{where}: expected a JSON object")
+        pid = str(row.get("problem_id", ""))
+        if pid not in by_id:
+            raise _fail(f"{where}: unknown problem_id {row.get('problem_id')!r}")
+        if not isinstance(row.get("completion"), str):
+            raise _fail(f"{where}: 'completion' must be a string")
+        try:
+            mode = parse_mode(row["mode"]) if row.get("mode") is not None else modes_of[pid]
+        except ValueError as e:
+            raise _fail(f"{where}: {e}") from None
+        rows.append((row, by_id[pid], mode))
     return rows
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import ast
 import builtins
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from gradient_quarantine.io import atomic_write_jsonl
+from gradient_quarantine.io import atomic_write_jsonl, iter_numbered_jsonl
 from gradient_quarantine.substrate.hacks import code_block, hack_completion
 from gradient_quarantine.substrate.modes import parse_mode
 from gradient_quarantine.substrate.prompts import render_prompt
@@ -257,14 +256,7 @@ def read_pairs(path: str | Path, modes: Iterable[Mode | str] | None = None, kind
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name} row {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not valid JSON ({e.msg})") from e
+    for where, row in iter_numbered_jsonl(path):
         validate_pair(row, where)
         if (wanted is None or row["mode"] in wanted) and (kind is None or row["kind"] == kind):
             rows.append(row)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.resources
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gradient_quarantine.io import iter_numbered_jsonl
 from gradient_quarantine.substrate.types import Problem
 
 log = logging.getLogger(__name__)
@@ -181,21 +181,17 @@ def load_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
         raise FileNotFoundError(f"problem file not found: {path}")
     source = source or path.stem
     problems: list[Problem] = []
-    first_row_of: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} row {lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ProblemFormatError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
-            problem = problem_from_row(row, where, source)
-            if problem.id in first_row_of:
-                raise _fail(where, "id", f"{problem.id!r} repeats the id of row {first_row_of[problem.id]}")
-            first_row_of[problem.id] = lineno
-            problems.append(problem)
+    first_row_of: dict[str, str] = {}
+    try:
+        rows = list(iter_numbered_jsonl(path))
+    except ValueError as e:
+        raise ProblemFormatError(str(e)) from e
+    for where, row in rows:
+        problem = problem_from_row(row, where, source)
+        if problem.id in first_row_of:
+            raise _fail(where, "id", f"{problem.id!r} repeats the id of row {first_row_of[problem.id]}")
+        first_row_of[problem.id] = where.rsplit(" ", 1)[-1]  # "f.jsonl row N" -> "N"
+        problems.append(problem)
     if not problems:
         raise ProblemFormatError(f"{path.name}: no problems (the file is empty)")
     return problems
