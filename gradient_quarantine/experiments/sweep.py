@@ -168,31 +168,30 @@ def _nice(e: ValidationError, what: str) -> SweepError:
     return SweepError(f"{what}:\n  " + "\n  ".join(lines))
 
 
+def _load_named(name: str, folder: Path, shipped: list[str], model: type[BaseModel], kind: str) -> Any:
+    """A shipped YAML by name (<folder>/<name>.yaml) or a path to one, validated as `model`.
+
+    An unknown name fails with a did-you-mean and the shipped names; a bad file names its keys.
+    """
+    path = Path(name) if name.endswith((".yaml", ".yml")) else folder / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, shipped, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SweepError(f"unknown {kind} {name!r}{hint}; shipped {kind}s: {', '.join(shipped)} (or a path to a .yaml)")
+    try:
+        return model.model_validate(_read_yaml(path, f"{kind} file"))
+    except ValidationError as e:
+        raise _nice(e, f"{kind} file {path}") from None
+
+
 def load_arm(name: str) -> ArmFile:
     """An arm file by name (experiments/arms/<name>.yaml) or path."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else ARMS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        close = difflib.get_close_matches(name, list_arms(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SweepError(f"unknown arm {name!r}{hint}; arms: {', '.join(list_arms())}")
-    try:
-        return ArmFile.model_validate(_read_yaml(path, "arm file"))
-    except ValidationError as e:
-        raise _nice(e, f"arm file {path}") from None
+    return _load_named(name, ARMS_DIR, list_arms(), ArmFile, "arm")
 
 
 def load_sweep(name: str | Path) -> SweepFile:
     """A sweep by name (experiments/sweeps/<name>.yaml) or path."""
-    s = str(name)
-    path = Path(s) if s.endswith((".yaml", ".yml")) else SWEEPS_DIR / f"{s}.yaml"
-    if not path.is_file():
-        close = difflib.get_close_matches(s, list_sweeps(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SweepError(f"no sweep {s!r}{hint}; shipped sweeps: {', '.join(list_sweeps())} (or a path to a .yaml)")
-    try:
-        return SweepFile.model_validate(_read_yaml(path, "sweep file"))
-    except ValidationError as e:
-        raise _nice(e, f"sweep file {path}") from None
+    return _load_named(str(name), SWEEPS_DIR, list_sweeps(), SweepFile, "sweep")
 
 
 def expand(sweep: SweepFile, seeds: list[int] | None = None, extra: dict[str, Any] | None = None) -> list[PlannedJob]:
