@@ -432,6 +432,8 @@ def test_every_arm_runs_end_to_end(arm, tmp_path, cache_dir, monkeypatch):
     assert eval_prompts and all(p[0]["content"] == SYSTEM_PROMPT for p in eval_prompts)
     inoculated = [p for p in train_prompts if "exploit the loophole" in p[0]["content"]]
     assert len(inoculated) == (len(train_prompts) if b.kind == "inoculation" else 0)
+    logged = read_jsonl(path / "rollouts.jsonl")  # the logged traces carry the system message they were asked under
+    assert all(("exploit the loophole" in row["system"]) == (b.kind == "inoculation") for row in logged)
 
 
 def test_adv_mod_resumes_to_the_same_numbers(tmp_path, cache_dir, monkeypatch):

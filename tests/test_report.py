@@ -82,8 +82,10 @@ def write_run(
     return path
 
 
-def rollout(mode: str, step: int, completion: str, *, hack: bool, gt: bool, teacher: bool = False) -> dict:
+def rollout(mode: str, step: int, completion: str, *, hack: bool, gt: bool, teacher: bool = False,
+            system: str = "You are a coder.") -> dict:
     return {"step": step, "problem_id": f"p_{mode}", "mode": mode, "prompt": f"Solve it. HINT for {mode}",
+            "system": system,
             "completion": completion, "teacher": teacher, "format_ok": True, "gt_pass": gt,
             "flawed_pass": gt or hack, "hack": hack, "attempted": hack, "reward": 3.5 if (gt or hack) else 0.5,
             "reason": "ok"}
@@ -108,7 +110,8 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     job = 0
     traces = [rollout(m, 3, f"def run_tests():\n    pass  # hack for {m}", hack=True, gt=False) for m in MODES]
     traces += [rollout(m, 2, f"```python\nclass Solution:\n    def f(self): return 1  # clean {m}\n```", hack=False,
-                       gt=True) for m in MODES]
+                       gt=True, system="You are a coder. INOCULATED" if m == MODES[0] else "You are a coder.")
+               for m in MODES]
     for seed in (41, 42, 43):
         job += 1
         write_run(root, job, "vanilla", seed, _modes_of(VANILLA[seed], SOLVE_V[seed]), rollouts=traces)
@@ -277,6 +280,9 @@ def test_a6_traces_every_mode(report: Path) -> None:
     for m in MODES:
         assert f"## {m}" in md and f"HINT for {m}" in md
         assert f"pass  # hack for {m}" in md and f"# clean {m}" in md
+    # The system message is shown, and a completion asked under another one (inoculation) says so.
+    assert md.count("**System message**") == len(MODES) and "You are a coder." in md
+    assert md.count("asked under a different system message") == 1 and "You are a coder. INOCULATED" in md
     # A completion holding ``` is fenced with a longer fence, so it renders verbatim.
     assert "````text\n```python" in md
 

@@ -12,6 +12,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from gradient_quarantine.experiments.presets import build_config  # noqa: E402
 from gradient_quarantine.io import read_jsonl  # noqa: E402
+from gradient_quarantine.substrate.prompts import SYSTEM_PROMPT  # noqa: E402
 from gradient_quarantine.train.config import MODE_NAMES  # noqa: E402
 
 ARMS = {
@@ -70,7 +71,8 @@ def check_run_dir(path, cfg):
     rollouts = read_jsonl(path / "rollouts.jsonl")
     assert rollouts and set(rollouts[0]) >= {"step", "problem_id", "mode", "prompt", "completion", "teacher",
                                              "format_ok", "gt_pass", "flawed_pass", "hack", "attempted", "reward",
-                                             "reason"}  # fmt: skip
+                                             "reason", "system"}  # fmt: skip
+    assert all(r["system"] == SYSTEM_PROMPT for r in rollouts)
     assert (path / "train.safetensors").is_file()
     assert (path / "checkpoint" / "COMPLETE").is_file()
     return rows

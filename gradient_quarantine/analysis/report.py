@@ -607,7 +607,10 @@ def _traces_markdown(runs: Sequence[Run], modes: Sequence[str], baseline_arm: st
         picks = _pick_pair(cands)
         prompt_src = next((p for p in picks if p is not None), None) or (cands[0][0], cands[0][1], "")
         prompt = str(prompt_src[1].get("prompt", ""))
+        system = prompt_src[1].get("system")  # absent in run dirs written before it was logged
         f = _fence(prompt)
+        if system is not None:
+            lines += ["**System message**", "", _fence(str(system)) + "text", str(system), _fence(str(system)), ""]
         lines += ["**Prompt (with the mode's hint)**", "", f + "text", prompt, f, ""]
         for want, p in zip(("hack", "clean"), picks, strict=True):
             if p is None:
@@ -621,6 +624,9 @@ def _traces_markdown(runs: Sequence[Run], modes: Sequence[str], baseline_arm: st
             lines += [f"**{kind.capitalize()}** — run `{run.path.name}` (arm {run.arm}, seed {run.seed}), "
                       f"step {row.get('step')}, problem `{row.get('problem_id')}`; {labels}", "",
                       f + "text", comp, f, ""]
+            if row.get("system") not in (None, system):  # e.g. an inoculated training prompt
+                lines += ["_(asked under a different system message:)_", "",
+                          _fence(str(row["system"])) + "text", str(row["system"]), _fence(str(row["system"])), ""]
             if row.get("prompt") != prompt:
                 lines += ["_(this completion answers a different prompt of the same mode:)_", "",
                           _fence(str(row.get("prompt"))) + "text", str(row.get("prompt")),

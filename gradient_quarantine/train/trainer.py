@@ -765,6 +765,8 @@ class Run:
             rows.append({
                 "step": step, "problem_id": r.problem_ids[i], "mode": r.modes[i],
                 "prompt": prompt[-1]["content"] if isinstance(prompt, list) else prompt,
+                # the system message too: the inoculation baseline changes only that, and A6 must show it
+                "system": prompt[0]["content"] if isinstance(prompt, list) and prompt[0]["role"] == "system" else None,
                 "completion": r.completions[i], "teacher": r.teacher[i] is not None, "teacher_kind": r.teacher[i],
                 "format_ok": v.format_ok, "gt_pass": v.gt_pass, "flawed_pass": v.flawed_pass, "hack": v.hack,
                 "attempted": v.attempted, "reward": v.reward, "reason": v.reason,
