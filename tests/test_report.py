@@ -59,6 +59,11 @@ def write_run(
         if arm != "vanilla":
             row.update({"routing/frout": 0.2, "routing/band_width": 0.3 if arm != "random_v" else 0.0,
                         "routing/resid_cos": 0.01})
+            # gate per row kind: route2b 0.9 on 2 hack rows (odd steps) or 0.7 on 1 (even), random_v 0.2 on all
+            hack_gate, n_hack = ((0.9, 2) if step % 2 else (0.7, 1)) if arm != "random_v" else (0.2, 2)
+            row.update({"diag/gate_teacher_hack": hack_gate, "diag/n_teacher_hack": n_hack,
+                        "diag/gate_teacher_canonical": 0.1 if arm != "random_v" else 0.2,
+                        "diag/n_teacher_canonical": 2, "diag/n_policy_hack": 0})
         if "metrics.jsonl" not in skip:
             append_jsonl(path / "metrics.jsonl", row)
         if step % eval_every == 0 and "deploy_evals.jsonl" not in skip:
@@ -285,6 +290,19 @@ def test_a6_traces_every_mode(report: Path) -> None:
     assert md.count("asked under a different system message") == 1 and "You are a coder. INOCULATED" in md
     # A completion holding ``` is fenced with a longer fence, so it renders verbatim.
     assert "````text\n```python" in md
+
+
+def test_gate_table_weights_by_rows(report: Path) -> None:
+    rows = list(csv.DictReader((report / "routing_gate_by_kind.csv").open()))
+    assert rows and not any(r["arm"] == "vanilla" for r in rows)  # vanilla is not routed
+    r2b = next(r for r in rows if r["arm"] == "route2b" and r["seed"] == "41")
+    # 10 steps: 5 x (0.9 on 2 rows) + 5 x (0.7 on 1 row) -> (9 + 3.5) / 15
+    assert float(r2b["gate_teacher_hack"]) == pytest.approx(12.5 / 15) and r2b["n_teacher_hack"] == "15"
+    assert float(r2b["gate_teacher_canonical"]) == pytest.approx(0.1) and r2b["n_policy_hack"] == "0"
+    assert r2b["gate_policy_hack"] == "" and float(r2b["frout_mean"]) == pytest.approx(0.2)
+    rv = next(r for r in rows if r["arm"] == "random_v" and r["seed"] == "41")
+    assert float(rv["gate_teacher_hack"]) == pytest.approx(0.2) == float(rv["gate_teacher_canonical"])
+    assert "0.833 (15)" in (report / "routing_gate_by_kind.md").read_text()
 
 
 def test_results_md_links_everything(report: Path) -> None:

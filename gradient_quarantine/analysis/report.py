@@ -457,6 +457,12 @@ def build_report(
     written += files
     sections.append(Section("A7", "A7 — remaining ablations (context)", t7.to_markdown(), files))
 
+    # Routing diagnostics: does the gate pick out the hack rows? (labels read here, after the runs)
+    tg = T.gate_table([r for r in runs if r.config is not None])
+    files = tg.write(out, "routing_gate_by_kind")
+    written += files
+    sections.append(Section("R", "Routing diagnostics — mean gate per kind of training row", tg.to_markdown(), files))
+
     # Missing / partial runs: listed, never silently dropped.
     ti = T.issues_table(runs)
     files = ti.write(out, "runs_issues")

@@ -269,6 +269,49 @@ def collapse_table(runs: Sequence[Run]) -> Table:
     return t
 
 
+GATE_KINDS = ("teacher_hack", "teacher_canonical", "policy_hack", "policy_nohack")
+
+
+def gate_table(runs: Sequence[Run]) -> Table:
+    """Per routed run: the mean gate on each kind of training row, weighted by how many rows of that kind each
+    step had (metrics.jsonl `diag/gate_<kind>`, `diag/n_<kind>`), with frout and the band width.
+
+    This is where a selective detector shows: route2b should gate the hack rows well above the clean ones, and
+    the frout-matched random-V control should gate all kinds alike. Labels enter only here, after the run.
+    """
+    t = Table(["run", "arm", "seed", "steps", "frout", "band width",
+               *(f"gate: {k.replace('_', ' ')} (rows)" for k in GATE_KINDS)])
+    for r in runs:
+        if not any(_finite_row(row, "routing/frout") for row in r.metrics):
+            continue  # not routed (vanilla, label baselines)
+        row = [r.path.name, r.arm or "?", str(r.seed), str(r.steps_done),
+               _val(r.gauge("routing/frout")), _val(r.gauge("routing/band_width"))]
+        rec: dict[str, Any] = {"run": r.path.name, "arm": r.arm, "seed": r.seed, "steps": r.steps_done,
+                               "frout_mean": r.gauge("routing/frout"), "band_width_mean": r.gauge("routing/band_width")}
+        for kind in GATE_KINDS:
+            pairs = [(float(m[f"diag/gate_{kind}"]), int(m[f"diag/n_{kind}"])) for m in r.metrics
+                     if _finite_row(m, f"diag/gate_{kind}") and m.get(f"diag/n_{kind}")]
+            n = sum(k for _, k in pairs)
+            mean = sum(g * k for g, k in pairs) / n if n else float("nan")
+            row.append(f"{_val(mean)} ({n})" if n else "— (0)")
+            rec.update({f"gate_{kind}": mean, f"n_{kind}": n})
+        t.rows.append(row)
+        t.csv_rows.append(rec)
+    t.notes = [
+        "gate = the router's routing weight for a rollout (0: its gradient trains the main adapter, 1: the "
+        "quarantine knob), from the label-free cosine with v_grad through the band; mean over every row of that "
+        "kind in the run (rows in brackets).",
+        "kinds use the grader's labels (teacher pool row or policy sample; hack = passes the flawed grader and "
+        "fails the strict one), which the trainer logs after routing: the router never sees them.",
+    ]
+    return t
+
+
+def _finite_row(row: dict[str, Any], key: str) -> bool:
+    v = row.get(key)
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def issues_table(runs: Sequence[Run]) -> Table:
     """Runs that are missing files or not complete, and what they are left out of."""
     t = Table(["run", "arm", "seed", "status", "problem"])
