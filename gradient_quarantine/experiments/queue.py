@@ -870,10 +870,11 @@ def run_local(
                     return
                 stop.wait(poll_s)
                 continue
-            where = job.run_dir or f"a new {job.spec.get('runs_dir')}/NNNN_{job.name}"
-            say(f"[w{slot}] job {job.id} {job.name}: start (attempt {job.attempts}) -> {where}")
+            where = f"resumes {job.run_dir}" if job.run_dir else f"new run directory in {job.spec.get('runs_dir')}"
+            say(f"[w{slot}] job {job.id} {job.name}: start (attempt {job.attempts}), {where}")
             out = execute(q, job, tag, heartbeat_s=heartbeat_s, stop=stop)
-            say(f"[w{slot}] job {job.id} {job.name}: {out.status} ({out.reason})")
+            run_dir = q.get(job.id).run_dir
+            say(f"[w{slot}] job {job.id} {job.name}: {out.status} ({out.reason})" + (f" -> {run_dir}" if run_dir else ""))
             with lock:
                 outcomes.append(out)
 
