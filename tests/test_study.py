@@ -25,6 +25,8 @@ def test_study_runs_sweep_then_report_and_resumes(tmp_path):
     for rd in run_dirs:
         assert json.loads((rd / "summary.json").read_text())["status"] == "complete"
     assert (out / "report" / "results.md").exists()
+    summary = first.stderr[first.stderr.index("Summary:"):]  # the closing summary table
+    assert all(f"│ {arm} " in summary for arm in ("vanilla", "route2b", "random_v"))
 
     # Again: nothing is queued twice or re-run; the report is rebuilt from the same runs.
     second = _gq("study", str(sweep), "--out", str(out), cwd=tmp_path)

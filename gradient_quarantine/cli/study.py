@@ -86,11 +86,31 @@ def study(
 
 
 def _print_main_table(report_dir: Path, console) -> None:
-    """Print A2 (per arm deploy hack and solve) as the study's closing summary."""
-    from rich.markdown import Markdown
+    """The study's closing summary: one row per arm with the key columns of A2 (`a2_main.md`) and of the
+    ablation arms in A3 (`a3_ablations.md`, where random-V is); those files keep the full tables."""
+    from rich.table import Table
 
-    a2 = sorted(report_dir.glob("A2*.md"))
-    if a2:
-        console.print(Markdown(a2[0].read_text()))
+    cols = ("arm", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla", "p (hack)", "knob-on hack", "frout")
+    table = Table(title="Summary: deploy (knob off) per arm, mean ± SEM over seeds",
+                  caption=f"full tables: {report_dir}/a2_main.md, a3_ablations.md")
+    for c in cols:
+        table.add_column(c)
+    by_arm: dict[str, dict[str, str]] = {}  # an arm in both tables (route2b) takes A3's gauges too
+    for name in ("a2_main.md", "a3_ablations.md"):
+        path = report_dir / name
+        lines = [ln for ln in path.read_text().splitlines() if ln.startswith("|")] if path.is_file() else []
+        cells = [[c.strip() for c in ln.strip().strip("|").split(" | ")] for ln in lines]
+        if len(cells) < 3:
+            continue
+        header, rows = cells[0], cells[2:]  # cells[1] is the |---| rule
+        for r in rows:
+            row = by_arm.setdefault(r[0], {})
+            for c, v in zip(header, r, strict=False):
+                if not row.get(c):  # first non-empty value wins
+                    row[c] = v
+    for row in by_arm.values():
+        table.add_row(*(row.get(c, "") for c in cols))
+    if by_arm:
+        console.print(table)
     else:
-        console.print(f"(no A2 table in {report_dir}; see results.md)")
+        console.print(f"(no rows in {report_dir}/a2_main.md or a3_ablations.md; see results.md)")
