@@ -58,6 +58,11 @@ def check_run_dir(path, cfg):
                         "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",
                         "routing/gate_at_1", "routing/gate_between", "routing/resid_cos"):  # fmt: skip
                 assert key in r, key
+    for r in rows:  # diag/logp_<kind> splits policy/logp_mean: with no own hack, the own-clean mean is it
+        if "diag/logp_policy_hack" not in r and "diag/logp_policy_nohack" in r:
+            assert r["diag/logp_policy_nohack"] == pytest.approx(r["policy/logp_mean"], rel=1e-9)
+        if cfg.teacher.fraction > 0:
+            assert any(k.startswith("diag/logp_teacher_") for k in r)
     evals = read_jsonl(path / "deploy_evals.jsonl")
     assert [e["step"] for e in evals] == [2, 3]  # eval.every=2 and the end
     final = json.loads((path / "per_mode_deploy.json").read_text())

@@ -274,19 +274,28 @@ def make_trainer_class():
                 return
             labels = kwargs["labels"][:, 1:]  # (B, T-1): -100 off the completion
             mask = labels != -100
-            lp = output.log_probs.detach()  # (B, T-1)
-            if self._row_kind is not None and self._row_kind.numel() == mask.shape[0]:
-                kinds = self._row_kind.to(mask.device)
-                # diag/logp_<kind>: how likely the policy finds each kind of row (teacher hacks rising = it
-                # is learning to hack); per-token mean over the step, like policy/logp_mean
-                for kind in kinds.unique().tolist():
-                    m = mask & (kinds == kind)[:, None]
-                    acc = self._logp_by_kind.setdefault(int(kind), [0.0, 0])
-                    acc[0] += float(lp[m].sum())
-                    acc[1] += int(m.sum())
-                mask = mask & (kinds <= 1)[:, None]  # policy/logp_mean: the policy's own samples only
-            self._logp_sum += float(lp[mask].sum())
-            self._logp_count += int(mask.sum())
+            lp = torch.where(mask, output.log_probs.detach(), 0.0)  # (B, T-1)
+            row_sum, row_n = lp.sum(1).double(), mask.sum(1).double()  # (B,) per-row token logp sum and count
+            kinds = self._row_kind
+            if kinds is None or kinds.numel() != mask.shape[0]:  # kinds unknown: every row is the policy's own
+                self._logp_sum += float(row_sum.sum())
+                self._logp_count += int(row_n.sum())
+                return
+            # per-kind sums in one reduction (one host sync): diag/logp_<kind> says how likely the policy finds
+            # each kind of row (teacher hacks rising = it is learning to hack); per-token means, like logp_mean
+            kinds = kinds.to(lp.device).long()
+            per_kind = torch.zeros(2, len(ROW_KINDS), dtype=torch.float64, device=lp.device)
+            per_kind[0].index_add_(0, kinds, row_sum)
+            per_kind[1].index_add_(0, kinds, row_n)
+            sums, counts = per_kind.tolist()
+            for kind, (total, count) in enumerate(zip(sums, counts, strict=True)):
+                if count:
+                    acc = self._logp_by_kind.setdefault(kind, [0.0, 0])
+                    acc[0] += total
+                    acc[1] += int(count)
+            # policy/logp_mean: the policy's own samples only (kinds 0 and 1, not teacher rows)
+            self._logp_sum += sums[0] + sums[1]
+            self._logp_count += int(counts[0] + counts[1])
 
         # ---- advantage std floor (optional) ----------------------------------------------------------------
 
