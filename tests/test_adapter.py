@@ -1,5 +1,5 @@
 """SVD adapter: config validation, knob shapes per relation, exact off path, knob semantics, save/load,
-deploy export as a plain HF checkpoint (DESIGN section 5)."""
+deploy export as a plain HF checkpoint (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GradCapture against plain autograd: per-rollout gradients from one backward must equal one backward per
-rollout, for every knob relation and padding layout (DESIGN section 5, docs/architecture.md)."""
+rollout, for every knob relation and padding layout (docs/design.md §5, docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The strict grader and the four flawed graders (DESIGN section 4): the required properties on every problem
+"""The strict grader and the four flawed graders (docs/design.md §4): the required properties on every problem
 of the built-in set and of the 119 real problems, and the semantics of each relaxation on small cases.
 
 Properties (every problem, every mode):

@@ -1,5 +1,5 @@
 """Policy loading: tiny model + offline tokenizer, local checkpoints, dtype handling, and (slow) the embedded
-SmolLM2 GGUF -> cached safetensors conversion (DESIGN section 8)."""
+SmolLM2 GGUF -> cached safetensors conversion (docs/design.md §8)."""
 
 from __future__ import annotations
 

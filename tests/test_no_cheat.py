@@ -1,4 +1,4 @@
-"""No-cheat invariant (DESIGN section 5): live routing never reads gt_pass, hack labels, the mode of a rollout
+"""No-cheat invariant (docs/design.md §5): live routing never reads gt_pass, hack labels, the mode of a rollout
 or any detector output; its only inputs are gradients and the fixed pair set.
 
 Made structural and checked two ways:

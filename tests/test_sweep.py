@@ -1,4 +1,4 @@
-"""Sweeps and arm files: every DESIGN section 7 arm exists, sweeps expand into the right jobs with the right
+"""Sweeps and arm files: every docs/design.md §7 arm exists, sweeps expand into the right jobs with the right
 dependencies, every job is validated by the trainer's own config before it is queued, and arms the trainer
 does not implement are refused at `queue add` time with the missing keys named."""
 
@@ -22,7 +22,7 @@ from gradient_quarantine.experiments.sweep import (
     validate,
 )
 
-# DESIGN section 7, arm by arm (the baselines included).
+# docs/design.md §7, arm by arm (the baselines included).
 DESIGN_ARMS = [
     "vanilla", "route2b", "route2b_token", "random_v", "placebo", "route2b_frozen", "route2b_refresh1",
     "heldout_a", "heldout_b",

@@ -13,7 +13,7 @@ Writes into `--out`:
 and prints the band of v_grad and of random-V side by side.
 
 This module is a CLI, not part of `routing/`: it may read the pair file's `mode` column to filter rows, but the
-`Pair`s it hands to routing carry no mode (no-cheat invariant, DESIGN section 5).
+`Pair`s it hands to routing carry no mode (no-cheat invariant, docs/design.md §5).
 """
 
 from __future__ import annotations

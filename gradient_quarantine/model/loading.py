@@ -1,6 +1,6 @@
 """Load a policy (model + tokenizer) from one string spec, with no network needed for the defaults.
 
-Specs (DESIGN section 8):
+Specs (docs/design.md §8):
 
 * ``"tiny"``          random-init Qwen3-style model (hidden 64, 2 layers) and a byte-level BPE tokenizer
                       trained offline on a built-in corpus; deterministic; for tests and smoke runs.

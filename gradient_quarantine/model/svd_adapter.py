@@ -1,4 +1,4 @@
-"""SVD adapter with a main knob (kept at deploy) and a quarantine knob (deleted at deploy), DESIGN section 5.
+"""SVD adapter with a main knob (kept at deploy) and a quarantine knob (deleted at deploy), docs/design.md §5.
 
 Each targeted ``nn.Linear`` with weight ``W = U S V^T`` becomes an :class:`SVDLinear` that adds
 ``U diag(delta) V^T x`` to the frozen base output, where ``delta`` is built from two trainable singular-value
@@ -67,7 +67,7 @@ class AdapterConfig:
     layers: tuple[int, int] | None = None
     """Optional half-open decoder-layer range [start, end); None = every layer."""
     knob_relation: KnobRelation = "disjoint"
-    """shared | disjoint | vgrad_span (DESIGN section 5; `shared` is the known placebo-tie diagnostic arm)."""
+    """shared | disjoint | vgrad_span (docs/design.md §5; `shared` is the known placebo-tie diagnostic arm)."""
     knob_rank: int = 4
     """Axes the knob owns (disjoint: the next knob_rank singular triplets) or k (vgrad_span); unused for shared."""
 

@@ -1,4 +1,4 @@
-"""The band and the gate (DESIGN section 5, docs/architecture.md "Band" and "Gate").
+"""The band and the gate (docs/design.md §5, docs/architecture.md "Band" and "Gate").
 
 On the pair set, the hack-side and clean-side gradients each have a cosine with the gate direction
 `v_hat`; the band is `[lower, upper] = [mean clean cosine, mean hack cosine]`, and the gate maps a live
@@ -115,7 +115,7 @@ def frout_matched_gate(cos: torch.Tensor, norms: torch.Tensor, target: float) ->
     Items (rollouts or tokens, any shape; `cos` and `norms` alike) are sorted by cosine, highest first; they get
     f = 1 until the routed mass reaches `target * sum(norms)`, the item that crosses the target gets the fraction
     that makes the sum exact, the rest get 0. Used by controls (random-V, placebo) to route the same fraction as
-    the real arm (DESIGN section 5: "or the control says nothing").
+    the real arm (docs/design.md §5: an unmatched control routes almost nothing and says nothing).
     """
     if not 0.0 <= target <= 1.0:
         raise ValueError(f"frout target must be in [0, 1], got {target}")

@@ -2,7 +2,7 @@
 
 For a targeted module ``y = W x + U diag(delta) V^T x`` and any loss ``L = sum_b L_b`` whose rows do not
 interact (a causal LM over a padded batch), the gradient of ``L_b`` w.r.t. a scale on singular axis ``j``
-is (DESIGN section 5, docs/architecture.md)
+is (docs/design.md §5, docs/architecture.md)
 
     G_bt = (U^T g_bt) * (V^T x_bt)        g_bt = dL/dy_bt, x_bt the layer input      (R,) per position
     G_b  = sum_t G_bt                      over every position of row b, prompt and padding included

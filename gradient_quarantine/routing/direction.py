@@ -1,6 +1,6 @@
 """The hack direction `v_grad` from a pair set, its controls (random-V, placebo), and the cosine the gate reads.
 
-Math (docs/architecture.md "Pair differences and v_grad", DESIGN section 5):
+Math (docs/architecture.md "Pair differences and v_grad", docs/design.md §5):
 
     d_i      = grad[l(hack_i) - l(clean_i)]                        per pair, capture coordinates, per module m
     D_m      = stack_i d_i,m                                       (n_pairs, R)
@@ -287,7 +287,7 @@ def direction_and_band(
 
 def random_direction_like(direction: Direction, seed: int) -> Direction:
     """Random-V: per module a Haar-random orthonormal (k, R) basis and a v_hat in its span, ||v_hat_m|| as in
-    `direction` (same per-module rank and norm, DESIGN section 5). Deterministic in `seed` (CPU generator)."""
+    `direction` (same per-module rank and norm, docs/design.md §5). Deterministic in `seed` (CPU generator)."""
     gen = torch.Generator().manual_seed(int(seed))
     basis: dict[str, torch.Tensor] = {}
     v_hat: dict[str, torch.Tensor] = {}

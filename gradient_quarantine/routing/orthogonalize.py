@@ -1,4 +1,4 @@
-"""Solve-orthogonalised `v_grad` (DESIGN section 7): remove from the hack direction its projection on a *solve
+"""Solve-orthogonalised `v_grad` (docs/design.md §7): remove from the hack direction its projection on a *solve
 direction*, so that routing cannot take solving with it.
 
 The solve direction is built exactly as `v_grad` is (direction.py), from (correct, incorrect) completion pairs
@@ -53,7 +53,7 @@ def solve_direction(
     `pairs[i] = Pair(prompt, clean=<correct completion>, hack=<incorrect completion>)`: the pair types are shared
     with the hack pair set, so here the `hack` slot holds the *incorrect* side. The direction points from the
     incorrect towards the correct side (`s_i = grad l(correct_i) - grad l(incorrect_i)`), with the same length
-    normalisation and temperature as `v_grad`'s extraction (they must match the live loss, DESIGN section 9).
+    normalisation and temperature as `v_grad`'s extraction (they must match the live loss, docs/design.md §9).
     """
     incorrect_g, correct_g = pair_side_grads(
         model, adapter, tokenizer, pairs, LengthNorm.parse(length_norm), temperature, batch_size

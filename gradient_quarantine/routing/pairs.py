@@ -1,12 +1,12 @@
 """The pair set and per-sequence log-prob gradients in adapter (capture) coordinates.
 
 A `Pair` is (prompt, clean completion, hack completion). The only supervision it carries is which side is
-the hack: no mode, no problem id, no label beyond the side assignment (no-cheat invariant, DESIGN section 5).
+the hack: no mode, no problem id, no label beyond the side assignment (no-cheat invariant, docs/design.md §5).
 
 `sequence_logprob_grads` returns, for each sequence `y_n` given its prompt, the gradient in capture coordinates
 of `l(y_n) = norm_n * sum_t log p(y_nt | prompt, y_n<t)`, for all sequences in one batched forward/backward
 (docs/architecture.md "Pair differences and v_grad"). The normalisation must match the live GRPO loss
-(DESIGN section 9: "the extraction's length normalisation must match the live loss"); TRL's `loss_type` maps to
+(docs/design.md §9: "the extraction's length normalisation must match the live loss"); TRL's `loss_type` maps to
 `length_norm` as follows (TRL 1.16 `GRPOTrainer._compute_loss`):
 
 | TRL loss_type            | live per-sequence weight                  | length_norm here              |

@@ -1,6 +1,6 @@
 """The router: split each step's adapter gradient into the main knob's and the quarantine knob's.
 
-Per rollout b (docs/architecture.md "Gate" and "Routing", DESIGN section 5), with `G_b = dL_b/dθ` from
+Per rollout b (docs/architecture.md "Gate" and "Routing", docs/design.md §5), with `G_b = dL_b/dθ` from
 `GradCapture` in capture coordinates and the update direction `u_b = -G_b`:
 
     cos_b      = <u_b, v_hat> / ||u_b||                       over all modules' coordinates
@@ -259,7 +259,7 @@ class Router:
     # ---- gauges ---------------------------------------------------------------------------------------------
 
     def stats(self, results: Sequence[RouteResult]) -> dict[str, float]:
-        """Label-free gauges (DESIGN section 5) over one or several micro-batches (one optimiser step).
+        """Label-free gauges (docs/design.md §5) over one or several micro-batches (one optimiser step).
 
         `routing/frout` (mass-weighted), the band in force, `routing/cos_p10/p50/p90` of the live cosines,
         `routing/gate_at_0/1/between`, `routing/resid_cos` = cos(u of the main knob's gradient after routing,
@@ -307,7 +307,7 @@ def make_optimizers(
 ) -> tuple[torch.optim.AdamW, torch.optim.AdamW]:
     """Two AdamW optimisers, one per knob, with nothing shared.
 
-    Why separate state (DESIGN section 5): Adam's first moment is a running sum of past gradients and its second
+    Why separate state (docs/design.md §5): Adam's first moment is a running sum of past gradients and its second
     moment rescales each coordinate. If routed and unrouted gradients fed the same moments (one parameter, or
     one optimiser whose clipping / schedule couples the two), the momentum of last step's routed, hack-ward
     gradient would keep moving the *main* knob for many steps after the router took it out, and the shared

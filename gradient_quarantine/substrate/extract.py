@@ -1,4 +1,4 @@
-"""Code extraction from a completion: the usual fenced-block convention (DESIGN section 4).
+"""Code extraction from a completion: the usual fenced-block convention (docs/design.md §4).
 
 All ```python blocks are joined in order (an unterminated last block is accepted: generation often stops
 mid-block at the token limit). `format_ok` = at least one block and the joined code parses (`ast.parse`).

@@ -1,4 +1,4 @@
-"""The strict grader and the four flawed graders (DESIGN section 4).
+"""The strict grader and the four flawed graders (docs/design.md §4).
 
 **Strict (gt).** The program runs in a sandboxed child that only ever receives the test *inputs* (the call
 expressions, e.g. `Solution().f(n = 7)`); it returns each result as plain data (JSON-able builtins,

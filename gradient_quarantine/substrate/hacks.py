@@ -1,4 +1,4 @@
-"""Per-mode hack templates and attempt signatures (DESIGN section 4 table).
+"""Per-mode hack templates and attempt signatures (docs/design.md §4 table).
 
 `hack_completion(problem, mode)` writes the typical hack of a mode for a problem, as a completion in the same
 shape as a clean one (one ```python block), so a (clean, hack) pair differs only in the code:

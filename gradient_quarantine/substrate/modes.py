@@ -1,5 +1,5 @@
 """The four loophole modes as the prompt sees them: each mode's hint, the partition of problems into modes,
-and the visible tests (DESIGN section 4).
+and the visible tests (docs/design.md §4).
 
 Each hint discloses its mode's flaw the way the public environment discloses its `run_tests` loophole: one
 clause in the sentence that says how the solution is evaluated ("Your solution to the problem should be a

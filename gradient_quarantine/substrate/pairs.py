@@ -1,5 +1,5 @@
 """The pair builder: (prompt, clean completion, hack completion) triples, the only supervision the router
-ever gets (DESIGN section 2, "pair set"), and placebo pairs whose two sides are both clean.
+ever gets (docs/design.md §2, "pair set"), and placebo pairs whose two sides are both clean.
 
     >>> problems = load_problems("builtin")
     >>> modes_of = assign_modes([p.id for p in problems], seed=0)
@@ -194,7 +194,7 @@ def build_placebo_pairs(
     per_mode: int | None = None,
 ) -> list[dict]:
     """Placebo pairs: the same selection and prompts as `build_pairs`, but the `hack` side is a second clean
-    solution (`clean_variant`), so the pair difference is stylistic only (DESIGN: the placebo control)."""
+    solution (`clean_variant`), so the pair difference is stylistic only (docs/design.md §5: the placebo control)."""
     rows = []
     for problem, mode in _select(problems, modes_of, modes, per_mode):
         rows.append({

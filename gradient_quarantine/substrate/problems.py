@@ -1,5 +1,5 @@
 """Problem loaders: the public environment's jsonl schema, the shipped built-in set, and the Hugging Face
-`newfacade/LeetCodeDataset` (DESIGN section 4). Every loader returns `list[Problem]` (substrate/types.py).
+`newfacade/LeetCodeDataset` (docs/design.md §4). Every loader returns `list[Problem]` (substrate/types.py).
 
     >>> problems = load_problems("builtin")                       # the shipped easy set
     >>> problems = load_problems("../shared/data/leetcode_test_medhard.jsonl")   # the public schema

@@ -1,4 +1,4 @@
-"""Isolated execution of untrusted programs: warm fork servers inside a sandbox (DESIGN section 4, "Sandbox").
+"""Isolated execution of untrusted programs: warm fork servers inside a sandbox (docs/design.md §4, "The sandbox").
 
 Each `ForkServer` is one long-lived Python process inside the sandbox (`_sandbox_worker.py`). It preloads the
 problem's trusted setup code once and forks a fresh child per program, so a program costs a `fork()` and a

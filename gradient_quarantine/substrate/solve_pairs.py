@@ -1,5 +1,5 @@
 """Solve pairs: (prompt, correct completion, incorrect completion), from which the solve direction of the
-solve-orthogonalised `v_grad` is built the same way `v_grad` is built from hack pairs (DESIGN section 7).
+solve-orthogonalised `v_grad` is built the same way `v_grad` is built from hack pairs (docs/design.md §7).
 
 * correct: the canonical solution in a ```python block (the clean side of a hack pair);
 * incorrect: the problem's own method signature returning a constant that fails its first test, i.e. the stub

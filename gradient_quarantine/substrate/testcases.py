@@ -1,5 +1,5 @@
 """A problem's tests split into what the sandbox may see (the call) and what only the trusted parent sees (the
-expected value), and the plain-data form both sides are compared in (DESIGN section 4, strict grader).
+expected value), and the plain-data form both sides are compared in (docs/design.md §4, strict grader).
 
 Test forms understood (all asserts of the public schema and of LeetCodeDataset):
 

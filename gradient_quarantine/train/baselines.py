@@ -1,4 +1,4 @@
-"""Published baselines (DESIGN section 7) and the solve-orthogonalised v_grad, as narrow additions to the trainer.
+"""Published baselines (docs/design.md §7) and the solve-orthogonalised v_grad, as narrow additions to the trainer.
 
 One harness, matched settings: every baseline is plain GRPO (`method: vanilla`) with one change, chosen by
 `baseline.kind` (train/config.py `BaselineSection`); route2b's machinery stays off.

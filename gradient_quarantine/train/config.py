@@ -37,7 +37,7 @@ class _Section(BaseModel):
 
 
 class AdapterSection(_Section):
-    """The SVD adapter (DESIGN section 5): W = U S V^T, the adapter adds U diag(dS) V^T x."""
+    """The SVD adapter (docs/design.md §5): W = U S V^T, the adapter adds U diag(dS) V^T x."""
 
     rank: int = Field(16, ge=1, description="r: top singular triplets per targeted layer (the basis width)")
     targets: list[str] = Field(
@@ -79,7 +79,7 @@ class DataSection(_Section):
 
 
 class GRPOSection(_Section):
-    """GRPO as TRL implements it; defaults from the public environment (DESIGN section 6)."""
+    """GRPO as TRL implements it; defaults from the public environment (docs/design.md §6)."""
 
     prompts_per_step: int = Field(16, ge=1, description="distinct prompts per optimiser step")
     num_generations: int = Field(16, ge=2, description="G: rollouts per prompt (group size)")
@@ -112,7 +112,7 @@ class GRPOSection(_Section):
 
 
 class RoutingSection(_Section):
-    """route2b: the gate, the direction and its controls (DESIGN section 5)."""
+    """route2b: the gate, the direction and its controls (docs/design.md §5)."""
 
     gate: Literal["rollout", "token"] = Field("rollout", description="one gate value per rollout, or per token")
     direction: Literal["real", "random", "placebo"] = Field(
@@ -145,12 +145,12 @@ class RoutingSection(_Section):
     solve_orth: bool = Field(
         False,
         description="remove v_grad's projection on a solve direction (from correct/incorrect pairs) before the band "
-        "(DESIGN 7, routing/orthogonalize.py)",
+        "(docs/design.md §7, routing/orthogonalize.py)",
     )
 
 
 class TeacherSection(_Section):
-    """Teacher mix: part of each group is drawn from a cached pool of teacher completions (DESIGN section 6)."""
+    """Teacher mix: part of each group is drawn from a cached pool of teacher completions (docs/design.md §6)."""
 
     fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of each group replaced by teacher completions")
     hack_share: float = Field(
@@ -167,7 +167,7 @@ class TeacherSection(_Section):
 
 
 class EvalSection(_Section):
-    """Deploy eval: knob off, n prompts x G samples, graded strictly and per mode (DESIGN section 6)."""
+    """Deploy eval: knob off, n prompts x G samples, graded strictly and per mode (docs/design.md §6)."""
 
     every: int = Field(0, ge=0, description="deploy-eval every E steps during training (0: only at the end)")
     n_prompts: int = Field(64, ge=1, description="prompts per deploy eval (capped at the number of eval problems)")
@@ -201,7 +201,7 @@ class RunSection(_Section):
     progress: bool = Field(True, description="show a progress bar")
 
 
-# Published baselines (DESIGN section 7), run on vanilla GRPO at the same settings; train/baselines.py.
+# Published baselines (docs/design.md §7), run on vanilla GRPO at the same settings; train/baselines.py.
 BASELINE_KINDS = ("none", "monitor_penalty", "monitor_screen", "inoculation", "adv_mod")
 MONITOR_KINDS = ("monitor_penalty", "monitor_screen")
 
@@ -244,7 +244,7 @@ class BaselineSection(_Section):
 
 
 class HealthSection(_Section):
-    """Collapse detection (DESIGN section 6, 9): recorded, never acted on silently, never cropped."""
+    """Collapse detection (docs/design.md §6, §9): recorded, never acted on silently, never cropped."""
 
     window: int = Field(5, ge=2, description="steps in the running baseline")
     logp_drop: float = Field(1.0, gt=0.0, description="logp cratering: mean logp this far (nats) below the baseline")

@@ -1,4 +1,4 @@
-"""Deploy evaluation (DESIGN section 6): the model a user would ship is the knob-off model. Sample n prompts x
+"""Deploy evaluation (docs/design.md §6): the model a user would ship is the knob-off model. Sample n prompts x
 G completions at T=0.7 (defaults 64 x 8), grade each strictly and under its mode's flawed grader, report
 rates over sampled completions, overall and by mode. The same for the knob on (it should hold the hacking)
 and, once per substrate + model, for the base model (adapter off; cached under the cache dir).

@@ -1,4 +1,4 @@
-"""Collapse detection (DESIGN sections 6 and 9): vanilla GRPO without a KL anchor can collapse (prior runs:
+"""Collapse detection (docs/design.md §6 and §9): vanilla GRPO without a KL anchor can collapse (prior runs:
 around step 90). Three label-free signals, each against a running baseline of the previous `window` steps:
 
 * logp cratering: the mean per-token log-prob of the sampled completions falls more than `logp_drop` nats

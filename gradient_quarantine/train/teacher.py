@@ -1,4 +1,4 @@
-"""Teacher mix (DESIGN sections 6 and 8): a cached pool of teacher completions, part of each GRPO group.
+"""Teacher mix (docs/design.md §6 and §8): a cached pool of teacher completions, part of each GRPO group.
 
 The embedded model almost never solves a problem and rarely samples a hack on its own, so GRPO gets little
 signal; the lever is to put known completions into the groups: each problem's canonical solution and the hack

@@ -4,7 +4,7 @@ What is TRL's and what is ours (TRL pinned at 1.16.0):
 
 * generation, rewards -> advantages, the GRPO loss and its backward: TRL's (`GRPOTrainer.training_step`);
 * route2b (`GQGRPOTrainer.training_step`): TRL's forward+backward runs inside `GradCapture` (per-rollout or
-  per-token gradients in adapter coordinates, DESIGN section 5) and `Router.intercept()` (autograd's own
+  per-token gradients in adapter coordinates, docs/design.md §5) and `Router.intercept()` (autograd's own
   adapter gradient is dropped); the router then writes `dS_main.grad = main_coords(sum_b (1 - f_b) G_b)` and
   `dS_knob.grad = knob_coords(sum_b f_b G_b)`. The router reads gradients and the pair set only (no reward,
   label or mode: the no-cheat invariant). Vanilla skips all of it and trains dS_main on autograd's gradient;
@@ -183,7 +183,7 @@ def make_trainer_class():
         def create_optimizer(self, model=None):
             """One AdamW, two parameter groups (main, knob). Adam's moments live per tensor, so dS_main and
             dS_knob never share state: last step's routed gradient cannot leak into the main knob through
-            momentum or the second-moment scaling (DESIGN section 5)."""
+            momentum or the second-moment scaling (docs/design.md §5)."""
             if self.optimizer is None:
                 self.optimizer = torch.optim.AdamW(
                     [
@@ -512,7 +512,7 @@ class Run:
             # fixed Haar-random span (same seed every refresh), per-module norms follow the real direction
             direction = random_direction_like(direction, seed=cfg.seed + 7919)
         orth = None
-        if cfg.routing.solve_orth:  # DESIGN 7: remove v_grad's projection on a solve direction before the band
+        if cfg.routing.solve_orth:  # docs/design.md §7: remove v_grad's projection on a solve direction before the band
             from gradient_quarantine.train.baselines import solve_orth_transform
 
             orth = solve_orth_transform(self, norm)
