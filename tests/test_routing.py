@@ -256,3 +256,56 @@ def test_router_rejects_mismatched_direction(tiny_model_and_tokenizer):
         Router(adapter, direction, band, granularity="sentence")
     with pytest.raises(ValueError):
         Router(adapter, direction, band, frout_target=2.0)
+
+
+# ------------------------------------------------------------------------- vgrad_span refresh: Adam moments
+
+
+def test_vgrad_span_refresh_reprojects_the_knobs_adam_moments(tiny_model_and_tokenizer):
+    """A refresh whose new basis is the old one re-ordered and sign-flipped changes nothing: the knob's effect,
+    its Adam moments (as directions in the adapter's axes) and every later optimiser step are the same as
+    without the refresh. Without re-projecting the moments, momentum built on old axis i keeps pushing new
+    axis i, a different direction."""
+    model, tok, adapter, direction, band = _setup(tiny_model_and_tokenizer, "vgrad_span", k=2, knob_rank=2)
+    router = Router(adapter, direction, band)
+    knob = adapter.knob_parameters()
+    opt = torch.optim.AdamW(knob, lr=1e-2, weight_decay=0.0)
+    g = torch.Generator().manual_seed(3)
+    G_steps = [{n: torch.randn(m.rank, generator=g) for n, m in adapter.modules.items()} for _ in range(4)]
+
+    def step(G):  # one optimiser step on the knob, from a gradient given in the adapter's (rank,) axes
+        for n, m in adapter.modules.items():
+            m.dS_knob.grad = m.knob_basis @ G[n]  # dL/d dS_knob = knob_basis @ G
+        opt.step()
+
+    def effects():
+        return {n: (m.dS_knob @ m.knob_basis).detach().clone() for n, m in adapter.modules.items()}
+
+    for G in G_steps[:2]:
+        step(G)
+    state0 = {n: {k: v.clone() for k, v in opt.state[m.dS_knob].items()} for n, m in adapter.modules.items()}
+    twin = {n: (m.dS_knob.detach().clone(), m.knob_basis.clone()) for n, m in adapter.modules.items()}
+    flip = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # new rows: -old row 1, old row 0
+    new = type(direction)({n: flip @ b for n, b in direction.basis.items()}, dict(direction.v_hat), "v_grad")
+    before = effects()
+    router.set_direction(new, band, reproject_knob=True, optimizer=opt)
+    for n, m in adapter.modules.items():
+        torch.testing.assert_close(m.knob_basis, flip @ direction.basis[n])
+        torch.testing.assert_close(effects()[n], before[n])
+        st = opt.state[m.dS_knob]
+        # the first moment describes the same direction in the adapter's axes, the second its permutation
+        torch.testing.assert_close(st["exp_avg"] @ m.knob_basis, state0[n]["exp_avg"] @ direction.basis[n])
+        torch.testing.assert_close(st["exp_avg_sq"], state0[n]["exp_avg_sq"][[1, 0]])
+    for G in G_steps[2:]:
+        step(G)
+    refreshed = effects()
+    # the same two steps without the refresh, from a copy of the pre-refresh state
+    for n, m in adapter.modules.items():
+        with torch.no_grad():
+            m.dS_knob.copy_(twin[n][0])
+            m.knob_basis.copy_(twin[n][1])
+        opt.state[m.dS_knob] = {k: v.clone() for k, v in state0[n].items()}
+    for G in G_steps[2:]:
+        step(G)
+    for n, e in effects().items():
+        torch.testing.assert_close(refreshed[n], e, atol=1e-6, rtol=1e-5)

@@ -208,11 +208,13 @@ class SVDLinear(nn.Module):
         if not self.adapter_enabled:
             return y  # off path skips the branch entirely: bitwise the base model
         z = x @ self.V  # (B, T, R): V^T x_t, the per-axis input coordinates
-        h = (z * self.delta().to(z.dtype)) @ self.U.T  # (B, T, R) @ (R, out) -> (B, T, out)
-        if self._capture is not None and h.requires_grad:
-            # z is the very tensor autograd saves for d(delta), so holding it costs no extra memory;
-            # a hook on h sees g_t = dL/dy_t because y = base(x) + h.
-            self._capture._on_forward(self, z, h)
+        zd = z * self.delta().to(z.dtype)  # (B, T, R): delta_j (V^T x_t)_j
+        h = zd @ self.U.T  # (B, T, R) @ (R, out) -> (B, T, out)
+        if self._capture is not None and zd.requires_grad:
+            # z is the very tensor autograd saves for d(delta), so holding it costs no extra memory; the
+            # gradient autograd forms for zd is U^T g_t (g_t = dL/dy_t, y = base(x) + h), the capture's other
+            # factor, so a hook on zd gets it without a matmul of its own.
+            self._capture._on_forward(self, z, zd)
         return y + h
 
     # ---- coordinates -------------------------------------------------------------------------------------
@@ -229,12 +231,19 @@ class SVDLinear(nn.Module):
             return G[..., self.rank :]
         return G.to(self.knob_basis.dtype) @ self.knob_basis.T  # (..., rank) @ (rank, k) -> (..., k)
 
-    def set_knob_basis(self, basis: Tensor, reproject: bool = False) -> None:
+    def set_knob_basis(self, basis: Tensor, reproject: bool = False, optim_state: dict | None = None) -> None:
         """vgrad_span only: set the knob's k x rank basis (rows normally orthonormal, from v_grad).
 
         `reproject=True` keeps the knob's current effect as far as the new span allows (least squares:
-        new dS_knob = argmin ||B_new^T c - B_old^T dS_knob||); otherwise dS_knob is reinterpreted on the new
-        basis as it stands.
+        new dS_knob = argmin ||B_new^T c - B_old^T dS_knob|| = P dS_knob, P = pinv(B_new^T) B_old^T, k x k);
+        otherwise dS_knob is reinterpreted on the new basis as it stands.
+
+        `optim_state` (with `reproject`): dS_knob's Adam state (`optimizer.state[dS_knob]`), re-projected with
+        it so the moments describe the same directions as before the refresh: the first moment (a running
+        mean of gradients, linear in them) as `exp_avg <- P exp_avg`; the second (a per-coordinate mean of
+        squares) as `exp_avg_sq <- (P * P) exp_avg_sq`, exact when P is a signed permutation (the basis only
+        re-ordered or flipped) and otherwise the value for independent old coordinates; the step count is
+        kept. Without it, momentum built in the old coordinates would push the knob along unrelated axes.
         """
         if self.knob_relation != "vgrad_span":
             raise ValueError(
@@ -247,9 +256,12 @@ class SVDLinear(nn.Module):
             )
         if reproject:
             with torch.no_grad():
-                old = self.dS_knob.float() @ self.knob_basis  # (rank,)
-                coef = torch.linalg.lstsq(basis.T, old.unsqueeze(1)).solution.squeeze(1)  # (k,)
-                self.dS_knob.copy_(coef)
+                P = torch.linalg.lstsq(basis.T, self.knob_basis.T).solution  # (k, k): new coords of old axes
+                self.dS_knob.copy_(P @ self.dS_knob.float())
+                for key, M in (("exp_avg", P), ("exp_avg_sq", P * P), ("max_exp_avg_sq", P * P)):
+                    t = (optim_state or {}).get(key)
+                    if t is not None:
+                        t.copy_((M @ t.float()).to(t.dtype))
         self.knob_basis.copy_(basis)
 
     def merged_weight(self) -> Tensor:
@@ -292,13 +304,19 @@ class SVDAdapter:
         """R per module: the length of each module's capture coordinates."""
         return {n: m.R for n, m in self.modules.items()}
 
-    def set_knob_basis(self, bases: dict[str, Tensor], reproject: bool = False) -> None:
-        """vgrad_span: set every module's (knob_rank, rank) basis; names must match `modules` exactly."""
+    def set_knob_basis(
+        self, bases: dict[str, Tensor], reproject: bool = False, optimizer: torch.optim.Optimizer | None = None
+    ) -> None:
+        """vgrad_span: set every module's (knob_rank, rank) basis; names must match `modules` exactly.
+
+        `optimizer` (with `reproject`): the optimiser holding dS_knob; its Adam moments are re-projected with
+        the knob (`SVDLinear.set_knob_basis`)."""
         missing, extra = set(self.modules) - set(bases), set(bases) - set(self.modules)
         if missing or extra:
             raise KeyError(f"knob bases: missing {sorted(missing)[:3]}..., unknown {sorted(extra)[:3]}...")
         for n, m in self.modules.items():
-            m.set_knob_basis(bases[n], reproject=reproject)
+            state = optimizer.state.get(m.dS_knob) if optimizer is not None else None
+            m.set_knob_basis(bases[n], reproject=reproject, optim_state=state)
 
     @torch.no_grad()
     def reset_knob(self) -> None:

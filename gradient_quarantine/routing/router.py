@@ -118,9 +118,12 @@ class Router:
 
     # ---- direction -------------------------------------------------------------------------------------------
 
-    def set_direction(self, direction: Direction, band: Band, reproject_knob: bool = True) -> None:
+    def set_direction(
+        self, direction: Direction, band: Band, reproject_knob: bool = True, optimizer: torch.optim.Optimizer | None = None
+    ) -> None:
         """Install a (refreshed) direction and band. For `vgrad_span` the knob's basis becomes the direction's
-        basis; `reproject_knob` keeps the knob's current effect as far as the new span allows."""
+        basis; `reproject_knob` keeps the knob's current effect as far as the new span allows, and re-projects
+        the knob's Adam moments in `optimizer` with it (`SVDLinear.set_knob_basis`)."""
         if set(direction.v_hat) != set(self.names):
             missing, extra = set(self.names) - set(direction.v_hat), set(direction.v_hat) - set(self.names)
             raise KeyError(
@@ -138,7 +141,7 @@ class Router:
                     f"vgrad_span knob needs a (k={want[0]}, rank={want[1]}) basis per module but the direction has "
                     f"{tuple(direction.basis[self.names[0]].shape)}: extract it with k = knob_rank"
                 )
-            self.adapter.set_knob_basis(direction.basis, reproject=reproject_knob)
+            self.adapter.set_knob_basis(direction.basis, reproject=reproject_knob, optimizer=optimizer)
         dev = self.adapter.modules[self.names[0]].U.device
         self.direction = direction.to(dev)
         self.band = band

@@ -750,7 +750,10 @@ class Run:
             self.deploy_eval(step)
         if self.refresh_due(step):
             direction, band = self.extract_direction()
-            self.router.set_direction(direction, band, reproject_knob=True)
+            if self.trainer.router is not None:  # a Router: a vgrad_span knob's Adam moments follow its new basis
+                self.router.set_direction(direction, band, reproject_knob=True, optimizer=self.trainer.optimizer)
+            else:  # adv_mod's AdvantageModifier: no knob
+                self.router.set_direction(direction, band, reproject_knob=True)
         if step % cfg.run.checkpoint_every == 0 or step == cfg.steps:
             self.checkpoint(step)
         self._summary("running", step)
