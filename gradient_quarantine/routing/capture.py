@@ -9,9 +9,12 @@ is (docs/design.md §5, docs/architecture.md)
 
 :class:`GradCapture` gets both factors without a second backward: while installed, each
 :class:`~gradient_quarantine.model.svd_adapter.SVDLinear` forward that builds a graph hands it
-``b = V^T x`` (the tensor autograd already saves, so no copy) and the branch output, on which a tensor hook
-receives ``g`` during the backward and forms ``a = U^T g``. Per rollout, ``G_b = sum_t a_bt * b_bt`` is
-reduced right there and ``b`` is dropped; nothing changes the autograd result.
+``b = V^T x`` (the tensor autograd already saves, so no copy) and ``zd = delta * b``, the branch's input to
+``U``, on which a tensor hook receives ``dL/d zd = U^T g`` during the backward: autograd forms exactly that
+tensor anyway (it needs it for ``d delta``), so the capture costs no matmul of its own. Per rollout,
+``G_b = sum_t a_bt * b_bt`` is reduced right there (two kernels per module: a product in the model's dtype,
+as autograd's own ``d delta`` forms it, and a float32 sum) and ``b`` is dropped; nothing changes the autograd
+result.
 
 Coordinates are each module's ``R`` axes (``SVDLinear.R``: rank, or rank + knob_rank for ``disjoint``). Map
 them to parameter coordinates with ``SVDLinear.main_coords`` / ``knob_coords``. Padded positions need no
@@ -151,14 +154,14 @@ class GradCapture:
 
     # ---- hooks (called by SVDLinear.forward) ------------------------------------------------------------
 
-    def _on_forward(self, module: SVDLinear, b: Tensor, h: Tensor) -> None:
+    def _on_forward(self, module: SVDLinear, b: Tensor, zd: Tensor) -> None:
         if self._paused or module.name not in self._records:
             return
         recs = self._records[module.name]
         in_backward = _in_backward()
         if in_backward and any(not r.in_backward for r in recs):
             # Non-reentrant activation checkpointing recomputes this forward inside the backward only to
-            # refill saved tensors; the hook on the original forward's branch output is the one
+            # refill saved tensors; the hook on the original forward's zd is the one
             # that fires, so recording the recomputation would add phantom rows.
             return
         # (Reentrant checkpointing runs the first forward without grad and the only graph-building
@@ -167,22 +170,22 @@ class GradCapture:
         recs.append(rec)
         self._cache = None
 
-        def hook(g: Tensor) -> None:  # g: (B, T, out) = dL/dy
-            self._on_grad(module, rec, g)
+        def hook(a: Tensor) -> None:  # a: (B, T, R) = dL/d zd = U^T g_t, g_t = dL/dy_t
+            self._on_grad(module, rec, a)
 
-        h.register_hook(hook)
+        zd.register_hook(hook)
 
     @torch.no_grad()
-    def _on_grad(self, module: SVDLinear, rec: _Record, g: Tensor) -> None:
+    def _on_grad(self, module: SVDLinear, rec: _Record, a: Tensor) -> None:
         if rec.b is None:
             raise RuntimeError(
                 f"GradCapture: a second backward through the same forward reached {module.name}; "
                 "run the forward again after reset() (or use per_token=True)"
             )
-        a = (g @ module.U.to(g.dtype)).float()  # (B, T, out) @ (out, R) -> (B, T, R): U^T g_t
-        b = rec.b.float()  # (B, T, R): V^T x_t
         pos_dims = tuple(range(1, a.dim() - 1))  # every position dim between batch and R
-        G = (a * b).sum(dim=pos_dims) if pos_dims else a * b  # (B, R): sum_t G_bt
+        # (B, R): sum_t G_bt with G_bt = a_bt * b_bt; the product in the model's dtype (what autograd's own
+        # d(delta) forms), summed in float32. Two launches, no casts of the (B, T, R) factors.
+        G = torch.sum(a * rec.b, dim=pos_dims, dtype=torch.float32) if pos_dims else (a * rec.b).float()
         rec.G = G if rec.G is None else rec.G + G
         self._cache = None
         rec.fired += 1
@@ -226,8 +229,10 @@ class GradCapture:
                         f"{n}: several forward calls per reset() under reentrant checkpointing: their row "
                         "order is unknown; reset() between forwards or use non-reentrant checkpointing"
                     )
-            self._cache = {
-                n: torch.cat([self._G(r) for r in recs]) for n, recs in self._records.items() if recs
+            self._cache = {  # one record (the usual case): its G as is, no copy (one launch less per module)
+                n: self._G(recs[0]) if len(recs) == 1 else torch.cat([self._G(r) for r in recs])
+                for n, recs in self._records.items()
+                if recs
             }
         return self._cache
 

@@ -55,7 +55,9 @@ class RouteResult:
     """One micro-batch's routing.
 
     `main[m]`: (rank,) gradient for `dS_main`; `knob[m]`: (knob_size,) gradient for `dS_knob`.
-    `stats`: label-free gauges of this micro-batch (docs/run_directory.md names).
+    `stats`: label-free gauges of this micro-batch (docs/run_directory.md names), computed on first read: a
+    trainer merges a whole step's micro-batches with `Router.stats` instead, and per micro-batch they would
+    cost ~50 small kernels and a host sync for nothing.
     The rest is kept so `Router.stats` can merge several micro-batches into one step's gauges:
     `cos`, `norms`, `f`, `valid` are flat over items (rollouts or tokens); `kept`, `routed` are (M, R) in capture
     coordinates, `sum (1 - f) G` and `sum f G`.
@@ -63,7 +65,6 @@ class RouteResult:
 
     main: dict[str, Tensor]
     knob: dict[str, Tensor]
-    stats: dict[str, float] = field(default_factory=dict)
     cos: Tensor | None = None
     norms: Tensor | None = None
     f: Tensor | None = None
@@ -71,6 +72,14 @@ class RouteResult:
     kept: Tensor | None = None
     routed: Tensor | None = None
     sign: float = -1.0
+    router: Router | None = field(default=None, repr=False)  # computes `stats` when first read
+    _stats: dict[str, float] | None = field(default=None, repr=False)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        if self._stats is None:
+            self._stats = self.router.stats([self]) if self.router is not None else {}
+        return self._stats
 
 
 class Router:
@@ -176,12 +185,11 @@ class Router:
         main = self._main_coords(kept)
         knob = self._knob_coords(routed)
         result = RouteResult(
-            main={m: main[i] for i, m in enumerate(self.names)},
-            knob={m: knob[i] for i, m in enumerate(self.names)},
+            main=dict(zip(self.names, main.unbind(0), strict=True)),  # one op for all M views, not M indexings
+            knob=dict(zip(self.names, knob.unbind(0), strict=True)),
             cos=cos.flatten(), norms=norms.flatten(), f=f.flatten(), valid=valid.flatten(), kept=kept, routed=routed,
-            sign=sign,
+            sign=sign, router=self,
         )  # fmt: skip
-        result.stats = self.stats([result])
         return result
 
     def _route_tokens(self, cap: GradCapture, sign: float) -> tuple[Tensor, ...]:
