@@ -58,7 +58,7 @@ def write_run(
                "health/collapse": int(collapse_step is not None and step >= collapse_step)}
         if arm != "vanilla":
             row.update({"routing/frout": 0.2, "routing/band_width": 0.3 if arm != "random_v" else 0.0,
-                        "routing/resid_cos": 0.01})
+                        "routing/resid_cos": 0.01, "routing/dropped_frac": 1.0 if arm == "erase" else 0.8})
             # gate per row kind: route2b 0.9 on 2 hack rows (odd steps) or 0.7 on 1 (even), random_v 0.2 on all
             hack_gate, n_hack = ((0.9, 2) if step % 2 else (0.7, 1)) if arm != "random_v" else (0.2, 2)
             row.update({"diag/gate_teacher_hack": hack_gate, "diag/n_teacher_hack": n_hack,
@@ -101,6 +101,7 @@ ROUTE2B = {41: 0.20, 42: 0.35, 43: 0.24}
 SOLVE_V = {41: 0.30, 42: 0.28, 43: 0.33}
 SOLVE_R = {41: 0.29, 42: 0.30, 43: 0.27}
 RANDOM_V = {41: 0.45, 42: 0.60}  # only 2 seeds: must be flagged
+ERASE = {41: 0.22, 42: 0.30, 43: 0.26}
 
 
 def _modes_of(hack: float, solve: float, spread: float = 0.1) -> dict[str, tuple[float, float]]:
@@ -130,6 +131,8 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         job += 1
         write_run(root, job, "vanilla", seed, _modes_of(0.6, 0.2), steps=200, eval_every=50,
                   collapse_step=88 if seed == 41 else None)
+        job += 1  # erase: the routed part dropped, the knob never trains (knob-on = deploy)
+        write_run(root, job, "erase", seed, _modes_of(ERASE[seed], 0.3), knob_on_hack=ERASE[seed])
     for seed, h in RANDOM_V.items():
         job += 1
         write_run(root, job, "random_v", seed, _modes_of(h, 0.3))
@@ -323,7 +326,7 @@ def test_report_is_deterministic(runs_dir: Path, report: Path, tmp_path: Path) -
 
 def test_load_runs_contract(runs_dir: Path) -> None:
     runs = load_runs([runs_dir])
-    assert len(runs) == 3 * 4 + 2 + 1 + 1 + 1  # per seed 4 arms; random_v x2; failed; token; empty
+    assert len(runs) == 3 * 5 + 2 + 1 + 1 + 1  # per seed 5 arms; random_v x2; failed; token; empty
     complete = [r for r in runs if r.complete]
     assert all(json.loads((r.path / "summary.json").read_text())["status"] == "complete" for r in complete)
 
@@ -337,3 +340,18 @@ def test_cli_report(runs_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert (tmp_path / "rep" / "results.md").is_file()
     assert "partial" in res.output
+
+
+def test_a3_puts_route2b_beside_erase_and_its_knob_on_hack(report: Path) -> None:
+    """Whether the knob absorbed the hack or routing merely erased it: A3 has route2b and erase side by side, each
+    with its knob-on hack rate and the share of routed gradient that reached neither knob, and says how to read
+    them."""
+    rows = _rows(report / "a3_ablations.csv")
+    r2b, erase = _row(rows, arm="route2b"), _row(rows, arm="erase")
+    assert float(erase["hack_mean"]) == pytest.approx(np.mean(list(ERASE.values())))
+    assert float(erase["knob_on_hack_mean"]) == pytest.approx(np.mean(list(ERASE.values())))
+    assert float(r2b["knob_on_hack_mean"]) == pytest.approx(0.9)
+    assert float(r2b["dropped_frac_mean"]) == pytest.approx(0.8) and float(erase["dropped_frac_mean"]) == 1.0
+    md = (report / "a3_ablations.md").read_text()
+    assert "dropped frac" in md and "knob-on hack" in md and "merely erased" in md
+    assert all(r["arm"] != "erase" for r in _rows(report / "a7_context.csv"))

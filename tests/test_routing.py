@@ -25,7 +25,7 @@ from gradient_quarantine.routing.router import Router, make_optimizers
 METRICS = {
     "routing/frout", "routing/band_lower", "routing/band_upper", "routing/band_width", "routing/loo_separation",
     "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0", "routing/gate_at_1",
-    "routing/gate_between", "routing/resid_cos", "grad/norm_main", "grad/norm_knob",
+    "routing/gate_between", "routing/resid_cos", "routing/dropped_frac", "grad/norm_main", "grad/norm_knob",
 }  # fmt: skip
 NEVER = Band(lower=2.0, upper=3.0)  # cosines are <= 1: f = 0 everywhere
 ALWAYS = Band(lower=-3.0, upper=-2.0)  # cosines are >= -1: f = 1 everywhere
@@ -309,3 +309,32 @@ def test_vgrad_span_refresh_reprojects_the_knobs_adam_moments(tiny_model_and_tok
         step(G)
     for n, e in effects().items():
         torch.testing.assert_close(refreshed[n], e, atol=1e-6, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- what the knob absorbs
+
+
+@pytest.mark.parametrize("relation", ["shared", "disjoint", "vgrad_span"])
+def test_dropped_frac_is_the_routed_share_that_reaches_neither_knob(tiny_model_and_tokenizer, relation):
+    """routing/dropped_frac = 1 - ||knob part of sum f G||^2 / ||sum f G||^2, from the capture coordinates: the
+    main knob never gets the routed part, and the knob gets only its own coordinates of it."""
+    k = 2 if relation == "vgrad_span" else 1
+    model, tok, adapter, direction, band = _setup(tiny_model_and_tokenizer, relation, k=k, knob_rank=2)
+    result = _routed(model, tok, adapter, Router(adapter, direction, band))
+    routed = result.routed  # (M, R) sum_b f_b G_b
+    assert float(routed.norm()) > 0
+    if relation == "shared":
+        want = 0.0  # the knob scales every axis
+    elif relation == "disjoint":
+        want = float((routed[:, :8] ** 2).sum() / (routed**2).sum())  # the main axes [:rank] are masked out
+    else:
+        names = list(adapter.modules)
+        proj = torch.stack([adapter.modules[n].knob_basis @ routed[i] for i, n in enumerate(names)])  # (M, k)
+        want = 1.0 - float((proj**2).sum() / (routed**2).sum())
+    assert result.stats["routing/dropped_frac"] == pytest.approx(want, abs=1e-5)
+    if relation != "shared":
+        assert 0.0 < result.stats["routing/dropped_frac"] < 1.0
+    for p in adapter.parameters():
+        p.grad = None
+    nothing = _routed(model, tok, adapter, Router(adapter, direction, NEVER))
+    assert math.isnan(nothing.stats["routing/dropped_frac"])  # nothing routed: no share to speak of

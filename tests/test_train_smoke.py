@@ -56,8 +56,11 @@ def check_run_dir(path, cfg):
         if cfg.method == "route2b":
             for key in ("routing/frout", "routing/band_lower", "routing/band_upper", "routing/band_width",
                         "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",
-                        "routing/gate_at_1", "routing/gate_between", "routing/resid_cos"):  # fmt: skip
+                        "routing/gate_at_1", "routing/gate_between", "routing/resid_cos",
+                        "routing/dropped_frac"):  # fmt: skip
                 assert key in r, key
+            if cfg.routing.action == "erase" and r["routing/frout"] > 0:
+                assert r["routing/dropped_frac"] == 1.0  # nothing routed reaches a knob
     for r in rows:  # diag/logp_<kind> splits policy/logp_mean: with no own hack, the own-clean mean is it
         if "diag/logp_policy_hack" not in r and "diag/logp_policy_nohack" in r:
             assert r["diag/logp_policy_nohack"] == pytest.approx(r["policy/logp_mean"], rel=1e-9)
@@ -73,6 +76,7 @@ def check_run_dir(path, cfg):
     summary = json.loads((path / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps_done"] == cfg.steps and summary["error"] is None
     assert set(summary["collapse"]) == {"detected", "step", "reasons"}
+    assert summary["isolation"] == "bwrap"  # grader.isolation=auto: bwrap or no run at all
     rollouts = read_jsonl(path / "rollouts.jsonl")
     assert rollouts and set(rollouts[0]) >= {"step", "problem_id", "mode", "prompt", "completion", "teacher",
                                              "format_ok", "gt_pass", "flawed_pass", "hack", "attempted", "reward",

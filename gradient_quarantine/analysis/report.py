@@ -380,6 +380,12 @@ def build_report(
 
     # A3: the ablation table (what each component buys), with the label-free routing gauges.
     t3 = T.arm_table(pick("A3"), ref, alpha=alpha, gauges=True, knob_on=True)
+    t3.notes.append(
+        "route2b, erase and knob-on, read together: a routed rollout's gradient outside the knob's own coordinates "
+        "reaches neither knob (dropped frac = that share of the routed squared norm; erase drops all of it). "
+        "route2b's deploy hack vs erase's says whether routing does more than dropping the same gradient; "
+        "route2b's knob-on hack vs its own deploy hack says whether the knob absorbed the hack (knob-on above "
+        "deploy) or the routed part was merely erased (knob-on ≈ deploy, as for erase, whose knob never trains).")
     files = t3.write(out, "a3_ablations")
     written += files
     sections.append(Section("A3", "A3 — ablations: one row per arm", t3.to_markdown(), files))

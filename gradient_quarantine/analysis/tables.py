@@ -98,7 +98,7 @@ def arm_table(
     if knob_on:
         cols.append("knob-on hack")
     if gauges:
-        cols += ["frout", "band width", "resid cos"]
+        cols += ["frout", "band width", "resid cos", "dropped frac"]
     cols.append("note")
     t = Table(cols)
     n_tests = 0
@@ -131,7 +131,7 @@ def arm_table(
             rec.update(knob_on_hack_mean=sk.mean, knob_on_hack_sem=sk.sem)
         if gauges:
             for key, name in (("routing/frout", "frout"), ("routing/band_width", "band_width"),
-                              ("routing/resid_cos", "resid_cos")):
+                              ("routing/resid_cos", "resid_cos"), ("routing/dropped_frac", "dropped_frac")):
                 s = summarize([r.gauge(key) for r in g.runs])
                 row.append(s.fmt() if s.n else "—")
                 rec.update({f"{name}_mean": s.mean, f"{name}_sem": s.sem})

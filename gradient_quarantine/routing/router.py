@@ -274,8 +274,9 @@ class Router:
 
         `routing/frout` (mass-weighted), the band in force, `routing/cos_p10/p50/p90` of the live cosines,
         `routing/gate_at_0/1/between`, `routing/resid_cos` = cos(u of the main knob's gradient after routing,
-        v_grad) in capture coordinates (about 0 if nothing hack-ward leaks into the deployed knob), and
-        `grad/norm_main`, `grad/norm_knob`. Percentiles and gate fractions count only items with non-zero
+        v_grad) in capture coordinates (about 0 if nothing hack-ward leaks into the deployed knob),
+        `routing/dropped_frac` = 1 - ||knob_coords(sum f G)||^2 / ||sum f G||^2 (the routed share that reaches
+        neither knob), and `grad/norm_main`, `grad/norm_knob`. Percentiles and gate fractions count only items with non-zero
         gradient (a zero-advantage rollout or a padding token has no direction).
         """
         cos = torch.cat([r.cos for r in results])
@@ -297,13 +298,23 @@ class Router:
         u_main = torch.zeros_like(kept)
         u_main[:, : self.rank] = results[0].sign * kept[:, : self.rank]
         resid = (u_main * self._v).sum() / u_main.norm().clamp(min=_EPS)
+        # dropped: the share of the routed squared norm that reaches neither knob. The routed part leaves the
+        # main knob by construction; the knob takes only its own coordinates of it (disjoint: its extra axes,
+        # vgrad_span: the projection on span(v_grad)), so the rest is masked out (the gradient-routing design),
+        # i.e. erased. 0 for shared (the knob has every axis); NaN when nothing was routed.
+        knob_g = self._knob_coords(routed)
+        routed_sq = (routed * routed).sum()
+        dropped = torch.where(
+            routed_sq > 0, (1.0 - (knob_g * knob_g).sum() / routed_sq.clamp(min=_EPS)).clamp(0.0, 1.0), torch.nan
+        )
         vals = torch.cat([
-            frout[None], q, frac, resid[None], self._main_coords(kept).norm()[None],
-            self._knob_coords(routed).norm()[None],
+            frout[None], q, frac, resid[None], dropped[None], self._main_coords(kept).norm()[None],
+            knob_g.norm()[None],
         ]).tolist()  # fmt: skip
         names = [
             "routing/frout", "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",
-            "routing/gate_at_1", "routing/gate_between", "routing/resid_cos", "grad/norm_main", "grad/norm_knob",
+            "routing/gate_at_1", "routing/gate_between", "routing/resid_cos", "routing/dropped_frac",
+            "grad/norm_main", "grad/norm_knob",
         ]  # fmt: skip
         return {**band_stats(self.band), **dict(zip(names, vals, strict=True))}
 

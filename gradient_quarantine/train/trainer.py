@@ -227,6 +227,7 @@ def make_trainer_class():
                 if self.erase:  # the erase arm: the routed part is dropped instead of kept in a knob
                     for p in knob:
                         p.grad = None
+                    m["routing/dropped_frac"] = 1.0 if m["routing/frout"] > 0 else float("nan")
             else:
                 m = {"grad/norm_main": _grad_norm(main), "grad/norm_knob": _grad_norm(knob)}
             # clip each knob on its own: a global clip would let a large knob gradient shrink the main step
