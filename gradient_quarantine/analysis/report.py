@@ -81,6 +81,11 @@ class Run:
         return int((self.summary or {}).get("steps_done") or 0)
 
     @property
+    def isolation(self) -> str:
+        """The sandbox level the run's programs were graded under (summary.json; "unrecorded" before it was)."""
+        return str((self.summary or {}).get("isolation") or "unrecorded")
+
+    @property
     def collapse(self) -> dict[str, Any]:
         c = (self.summary or {}).get("collapse") or {}
         if not c.get("detected") and self.metrics:
@@ -676,9 +681,13 @@ def _results_md(runs: Sequence[Run], groups: Sequence[Group], sections: Sequence
         out += [f'<a id="{s.key.lower()}"></a>', f"## {s.title}", "", s.body.strip(), ""]
     out += ["## Missing or partial runs", "", "Also as [runs_issues.md](runs_issues.md) / [runs_issues.csv](runs_issues.csv).", ""]
     out += [issues_t.to_markdown() if issues_t.rows else "_None: every run is complete with every file._", ""]
-    out += ["## Runs read", "", "| run | arm | seed | preset | steps | status | config_hash |", "|---|---|---|---|---|---|---|"]
+    out += ["## Runs read", ""]
+    weak = [f"{r.path.name} ({r.isolation})" for r in runs if r.isolation != "bwrap"]
+    if weak:  # a result graded under a weaker sandbox (or an unknown one) must be visible as such
+        out += ["**Not graded under the bwrap sandbox** (docs/architecture.md, \"Sandbox\"): " + ", ".join(weak) + ".", ""]
+    out += ["| run | arm | seed | preset | steps | status | sandbox | config_hash |", "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         c = r.config or {}
         out.append(f"| {r.path.name} | {r.arm or '?'} | {r.seed if r.seed is not None else '?'} | {r.preset} | "
-                   f"{r.steps} | {r.status} | {c.get('config_hash', '?')} |")
+                   f"{r.steps} | {r.status} | {r.isolation} | {c.get('config_hash', '?')} |")
     return "\n".join(out) + "\n"

@@ -5,8 +5,11 @@
 
 A completion row is `{"problem_id", "mode", "completion", ...}`; `mode` may be left out (the problem's
 assigned mode under `--seed` is used), any other field is carried over unchanged. Each output row adds
-`format_ok, gt_pass, flawed_pass, hack, attempted, reward, reason`. The exit status is 0 when every row was
-graded, whatever the programs did; 2 for unusable input (unknown problem id, bad mode, unreadable file).
+`format_ok, gt_pass, flawed_pass, hack, attempted, reward, reason` and `isolation`, the sandbox level the row
+was graded under (docs/architecture.md, "Sandbox"). The exit status is 0 when every row was graded, whatever
+the programs did; 2 for unusable input (unknown problem id, bad mode, unreadable file) and when no sandbox at
+the asked level is available (`--isolation auto`, the default, is bwrap or nothing; a weaker level must be
+asked for by name).
 """
 
 from __future__ import annotations
@@ -73,14 +76,14 @@ def _reference_items(problems: list, modes_of: dict) -> tuple[list[tuple], int]:
     return items, skipped
 
 
-def _print_table(rows: list[dict]) -> None:
+def _print_table(rows: list[dict], isolation: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["mode"], r.get("kind", "-"))].append(r)
-    table = Table(title="reference completions, graded in each problem's assigned mode")
+    table = Table(title=f"reference completions, graded in each problem's assigned mode (sandbox: {isolation})")
     for col in ("mode", "completion", "n", "gt pass", "flawed pass", "hack rate", "attempted"):
         table.add_column(col, justify="left" if col in ("mode", "completion") else "right", no_wrap=True)
     for (mode, kind), rs in sorted(groups.items()):
@@ -101,7 +104,9 @@ def grade(
     workers: int = typer.Option(None, "--workers", min=1, help="Parallel sandboxes (default: CPU count)."),
     cpu_s: float = typer.Option(10.0, "--cpu-s", help="CPU seconds per program (the time limit)."),
     memory_mb: int = typer.Option(1024, "--memory-mb", help="Address space per program."),
-    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | unshare | none."),
+    isolation: str = typer.Option(
+        "auto", "--isolation", help="auto (bwrap, or refuse to start) | bwrap | unshare (explicit: host files stay "
+        "readable, not writable; root only) | none (explicit: no isolation). Recorded in every output row."),
 ) -> None:
     """Grade completions (strict verdict + the mode's flawed verdict) in the sandbox.
 
@@ -135,19 +140,20 @@ def grade(
         with Grader(workers=workers, cpu_s=cpu_s, memory_mb=memory_mb, isolation=isolation) as grader:
             verdicts = grader.grade_many([(p, m, row["completion"]) for row, p, m in items], progress=True)
             typer.echo(f"sandbox: {grader.describe()}", err=True)
+            level = grader.isolation.level
     except (ValueError, SandboxError) as e:  # bad knob values; no usable sandbox
         raise _fail(str(e)) from None
     results = []
     for (row, _, mode), v in zip(items, verdicts, strict=True):
-        results.append({**row, "mode": row.get("mode") or mode.value, **v.to_dict()})
+        results.append({**row, "mode": row.get("mode") or mode.value, **v.to_dict(), "isolation": level})
     if out is not None:
         atomic_write_jsonl(out, results)
         typer.echo(f"wrote {len(results)} graded rows to {out}", err=True)
     if completions is None:
-        _print_table(results)
+        _print_table(results, level)
         if skipped:
             typer.echo(f"({skipped} hack completions skipped: problems without hidden tests)", err=True)
     else:
         n = len(results)
-        typer.echo(f"graded {n}: gt pass {sum(r['gt_pass'] for r in results)}, flawed pass "
+        typer.echo(f"graded {n} (sandbox: {level}): gt pass {sum(r['gt_pass'] for r in results)}, flawed pass "
                    f"{sum(r['flawed_pass'] for r in results)}, hack {sum(r['hack'] for r in results)}")

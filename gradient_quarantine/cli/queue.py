@@ -148,9 +148,12 @@ def run(
         typer.echo(f"{time.strftime('%H:%M:%S')} {msg}")
 
     if executor == "local":
-        from gradient_quarantine.experiments.queue import run_local
+        from gradient_quarantine.experiments.queue import QueueError, run_local
 
-        outcomes = run_local(q, workers, heartbeat_s=heartbeat_s, forever=forever, on_event=say)
+        try:
+            outcomes = run_local(q, workers, heartbeat_s=heartbeat_s, forever=forever, on_event=say)
+        except QueueError as e:  # e.g. no sandbox for the queued train jobs: nothing was started
+            _fail(str(e))
         statuses = [o.status for o in outcomes]
     elif executor in ("slurm", "submitit-local"):
         from gradient_quarantine.experiments.slurm import SlurmOptions, run_submitit

@@ -39,7 +39,7 @@ def study(
 
     from gradient_quarantine.analysis.report import build_report, load_runs
     from gradient_quarantine.experiments.presets import parse_set
-    from gradient_quarantine.experiments.queue import JobQueue, run_local
+    from gradient_quarantine.experiments.queue import JobQueue, QueueError, run_local
     from gradient_quarantine.experiments.sweep import SweepError, add_sweep, load_sweep
 
     console = Console(stderr=True)
@@ -67,7 +67,11 @@ def study(
             console.print(f"  job {job.id} {job.name} was {job.status} ({job.reason}); requeueing it")
             q.requeue(job.id, force=True)
 
-    outcomes = run_local(q, workers=workers, on_event=lambda msg: console.print(msg))
+    try:
+        outcomes = run_local(q, workers=workers, on_event=lambda msg: console.print(msg))
+    except QueueError as e:  # e.g. no sandbox for the training jobs: nothing was started
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     failed = [o for o in outcomes if o.status != "done"]
 
     runs = load_runs([runs_dir]) if runs_dir.exists() else []

@@ -42,9 +42,13 @@ def train_cmd(
         if preset or set_ or name:
             _fail("--resume continues a run with its saved config; drop --preset/--set/--name")
         _quiet_libraries()
+        from gradient_quarantine.substrate.sandbox import SandboxError
         from gradient_quarantine.train.trainer import resume as resume_run
 
-        run = resume_run(resume)
+        try:
+            run = resume_run(resume)
+        except SandboxError as e:  # no sandbox at the level the run's config asks for: nothing was changed
+            _fail(str(e))
         typer.echo(str(run.path))
         return
     if not preset:
@@ -56,9 +60,13 @@ def train_cmd(
     except ConfigError as e:
         _fail(str(e))
     _quiet_libraries()
+    from gradient_quarantine.substrate.sandbox import SandboxError
     from gradient_quarantine.train.trainer import train as train_run
 
-    run = train_run(cfg, runs_dir=runs_dir)
+    try:
+        run = train_run(cfg, runs_dir=runs_dir)
+    except SandboxError as e:  # refused before a run directory was made (or the sandbox broke mid-run)
+        _fail(str(e))
     typer.echo(str(run.path))
 
 
@@ -73,11 +81,12 @@ def eval_cmd(
     Example: gq eval out/runs/0003_route2b_s41
     """
     _quiet_libraries()
+    from gradient_quarantine.substrate.sandbox import SandboxError
     from gradient_quarantine.train.trainer import evaluate_run
 
     try:
         result = evaluate_run(run_dir, out=out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, SandboxError) as e:
         _fail(str(e))
     for variant in ("deploy", "knob_on", "base"):
         ev = result.get(variant)

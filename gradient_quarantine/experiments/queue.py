@@ -839,6 +839,44 @@ def _last_line(path: Path, limit: int = 300) -> str:
 # Local workers
 
 
+def job_isolation(job: Job) -> str:
+    """The sandbox level a train job's grader will ask for: its run directory's config.json when it resumes,
+    else its `grader.isolation` override, else its preset's, else "auto"."""
+    from gradient_quarantine.experiments.presets import ConfigError, load_preset
+
+    if job.run_dir and (Path(job.run_dir) / "config.json").is_file():
+        try:
+            config = json.loads((Path(job.run_dir) / "config.json").read_text(encoding="utf-8"))
+            return str((config.get("grader") or {}).get("isolation") or "auto")
+        except (OSError, ValueError):
+            return "auto"
+    overrides = job.spec.get("overrides") or {}
+    if "grader.isolation" in overrides:
+        return str(overrides["grader.isolation"])
+    try:
+        return str((load_preset(job.spec.get("preset") or "").get("grader") or {}).get("isolation") or "auto")
+    except ConfigError:
+        return "auto"
+
+
+def check_isolation(q: JobQueue) -> None:
+    """Refuse to start local workers when a queued train job's grader would refuse to start here (no sandbox
+    at the level it asks for): the check `gq train` makes, once, before any job burns an attempt on it."""
+    from gradient_quarantine.substrate.sandbox import SandboxError, detect_isolation
+
+    by_level: dict[str, list[str]] = {}
+    for job in q.jobs("queued"):
+        if job.kind == "train":
+            by_level.setdefault(job_isolation(job), []).append(job.name)
+    for level, names in sorted(by_level.items()):
+        try:
+            detect_isolation(level)
+        except (SandboxError, ValueError) as e:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise QueueError(f"not starting: {len(names)} queued train job(s) ({shown}) grade with isolation "
+                             f"{level!r}, which is refused here: {e}") from None
+
+
 def run_local(
     q: JobQueue,
     workers: int = 1,
@@ -853,8 +891,10 @@ def run_local(
 
     Stops when no job is runnable, running (anywhere) or waiting on a dependency that may still finish
     (with `forever`, keeps polling for new jobs). SIGINT/SIGTERM: the running jobs are stopped and put back
-    in the queue, so a `queue run` stopped politely costs no attempt.
+    in the queue, so a `queue run` stopped politely costs no attempt. Raises QueueError before starting
+    anything when the queued train jobs could not grade safely here (`check_isolation`).
     """
+    check_isolation(q)
     say = on_event or (lambda msg: None)
     stop = threading.Event()
     outcomes: list[Outcome] = []

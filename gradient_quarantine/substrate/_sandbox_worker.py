@@ -7,6 +7,12 @@ it can, runs the program and the harness, and streams one line per event to a pi
 lines verbatim (they are untrusted) and reports how the child ended. The server itself never runs
 untrusted code and never parses the child's lines.
 
+At the "unshare" level (no bwrap) the server builds its own filesystem view before anything else
+(`_lockdown`): in the mount namespace `unshare` gave it, every mount is made read-only, /dev is replaced by a
+minimal one, /tmp, /run and the source checkout are covered by empty read-only tmpfs (the Python directories
+under them bound back), and its temp dir and /dev/shm become private tmpfs. If any step fails it refuses to
+start: the grader never runs programs under a level weaker than the one it reports.
+
 Protocol on stdin/stdout, one message per line:
   grader -> server (JSON objects)
     {"op": "setup", "key": K, "code": SRC}
@@ -45,6 +51,12 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+# mount(2) flags, mount_setattr(2) (Linux >= 5.12; the same number on x86_64 and arm64)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
+SYS_MOUNT_SETATTR, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 1
 MAX_PROBLEMS = 256  # compiled problems kept (LRU); the grader re-sends an evicted one
 READ_CHUNK = 1 << 16
 
@@ -54,6 +66,109 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def _prctl(option, arg2=0):
     return _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0),
                        ctypes.c_ulong(0))
+
+
+def _drop_capabilities():
+    """Root without a uid of its own: no capabilities, now or after an exec (with no_new_privs set)."""
+    for cap in range(64):
+        _prctl(PR_CAPBSET_DROP, cap)  # fails without CAP_SETPCAP (bwrap drops it) or past the last cap: fine
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable (x2 words): all empty
+    if _libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+# ------------------------------------------------------------------------ "unshare" level: the server's view
+
+
+def _mount(src, target, fstype, flags, data=None):
+    enc = [None if x is None else x.encode() for x in (src, target, fstype, data)]
+    if _libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _mountinfo():
+    """[(mount point, per-mount options)] in mount order (a later entry at the same point is on top)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            for code, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+                point = point.replace(code, ch)
+            out.append((point, fields[5].split(",")))
+    return out
+
+
+def _readonly(top):
+    """Make every mount at or under `top` read-only, in this mount namespace only (per-mount flags)."""
+    attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    if _libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), top.encode(),
+                     ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) == 0:
+        return
+    # Kernels before 5.12: remount each mount point read-only, one by one, keeping its other flags.
+    below = "/" if top == "/" else top.rstrip("/") + "/"
+    for point, opts in _mountinfo():
+        if point == top or point.startswith(below):
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+            for name, bit in (("nosuid", MS_NOSUID), ("nodev", MS_NODEV), ("noexec", MS_NOEXEC)):
+                if name in opts:
+                    flags |= bit
+            _mount(None, point, None, flags)
+
+
+def _under(path, top):
+    return path != top and path.startswith(top.rstrip("/") + "/")
+
+
+def _lockdown(cfg):
+    """Turn the mount namespace `unshare` made into the sandbox's view (see the module docstring).
+
+    cfg["lockdown"]: {"host_mntns": the grader's mount namespace (never touched), "tmp_mb": size of the private
+    temp dir, "keep": directories the interpreter needs, "cover": directories to hide behind an empty tmpfs}.
+    """
+    spec = cfg["lockdown"]
+    if os.readlink("/proc/self/ns/mnt") == spec["host_mntns"]:
+        raise OSError("not in a mount namespace of its own; refusing to touch the host's mounts")
+    tmp_root = cfg["tmp_root"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates to the host
+    covers = [c for c in spec["cover"] if os.path.isdir(c)]
+    covers = [c for c in covers if not any(_under(c, d) for d in covers)]
+    # What must stay visible under a cover, opened before it disappears behind it (bound back from the fd).
+    held = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in sorted(spec["keep"])
+            if any(_under(p, c) for c in covers)]
+    _readonly("/")
+    for c in covers:
+        _mount("tmpfs", c, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    for p, fd in held:
+        os.makedirs(p, 0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
+        os.close(fd)
+        _readonly(p)
+    # a minimal /dev (as bwrap's --dev): no disks, no host /dev/shm
+    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m")
+    for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(1, minor))  # 0o020000: S_IFCHR
+        os.chmod(f"/dev/{name}", 0o666)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/shm")
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
+    os.makedirs(tmp_root, 0o711, exist_ok=True)  # inside the covering /tmp
+    _mount("tmpfs", tmp_root, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0711,size={int(spec['tmp_mb'])}m")
+    for point in covers:
+        _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC)  # device nodes still work
+    top = dict(_mountinfo())  # the last entry at a mount point is the one on top
+    writable = sorted(p for p, opts in top.items() if "rw" in opts and p not in (tmp_root, "/dev/shm"))
+    if writable:
+        raise OSError(f"still writable after the lockdown: {', '.join(writable)}")
+    os.chdir(tmp_root)
+    import importlib
+
+    importlib.invalidate_caches()
 
 
 # ----------------------------------------------------------------------------------------- child harness
@@ -221,6 +336,8 @@ def _child(req, problem, template, rundir, wfd, cfg):
             os.setgroups([])
             os.setgid(cfg["gid"])
             os.setuid(cfg["uid"])  # from root to an unused uid: all capabilities are gone from here on
+        elif os.geteuid() == 0:
+            _drop_capabilities()  # still uid 0, but it cannot remount, mknod, override permissions or ptrace
         null = os.open("/dev/null", os.O_RDONLY)
         out = os.open(os.path.join(rundir, "stdout.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(null, 0)
@@ -366,7 +483,7 @@ def _kill_everything(pgid):
 
 
 def _wipe(path, keep=()):
-    """Remove everything under `path` (a private tmpfs) except `keep`."""
+    """Remove everything under `path` (a private tmpfs) except the names in `keep` (read-only mounts)."""
     try:
         names = os.listdir(path)
     except OSError:
@@ -478,7 +595,7 @@ class Server:
             os.close(r)
             shutil.rmtree(rundir, ignore_errors=True)
             if self.cfg.get("private_tmp"):
-                _wipe(self.tmp_root)
+                _wipe(self.tmp_root, keep=self.cfg.get("tmp_keep") or ())
                 _wipe("/dev/shm")
 
     def _watch(self, rid, pid, r, t0, limits):
@@ -645,6 +762,19 @@ def _probe_uid(cfg):
     return ok, "ok" if ok else "the interpreter is not readable by an unprivileged uid"
 
 
+def _probe_fork(fn):
+    """Does `fn()` succeed in a forked child?"""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def main():
     cfg = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]  # nothing importable from the cwd
@@ -652,6 +782,12 @@ def main():
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a program become our children, so we can kill them
     _prctl(PR_SET_DUMPABLE, 0)  # same-uid programs cannot ptrace us or open /proc/<us>/mem
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if cfg.get("lockdown"):
+        try:
+            _lockdown(cfg)
+        except OSError as e:  # refuse to serve rather than run programs with the host writable
+            _reply({"ok": False, "error": f"could not make the host filesystem read-only: {e}"})
+            return
     # Preload what solutions commonly import, so a child does not pay for it (and an unprivileged one can).
     for name in cfg.get("preload", ()):
         try:
@@ -661,9 +797,12 @@ def main():
     uid_ok, uid_why = _probe_uid(cfg)
     if not uid_ok:
         cfg["uid"] = None
+        if os.geteuid() == 0 and not _probe_fork(_drop_capabilities):
+            _reply({"ok": False, "error": "programs would run as root with capabilities: cannot drop them"})
+            return
     pidns = os.getpid() <= 3
     _reply({"ok": True, "hello": 1, "uid_drop": uid_ok, "uid_reason": uid_why, "pidns": pidns,
-            "python": sys.version.split()[0], "pid": os.getpid()})
+            "fs_lockdown": bool(cfg.get("lockdown")), "python": sys.version.split()[0], "pid": os.getpid()})
     Server(cfg).serve()
 
 

@@ -248,8 +248,8 @@ class Grader:
 
     Knobs (defaults in brackets): workers [os.cpu_count()], cpu_s [10] CPU seconds per program, wall_factor
     [3] (wall limit = wall_factor * cpu_s + 2 s), memory_mb [1024], output_kb [1024], result_mb [64],
-    max_procs [32], isolation ["auto" | "bwrap" | "unshare" | "none"], tmp_mb [256] (sandbox /tmp size),
-    n_visible [3].
+    max_procs [32], isolation ["auto": bwrap, or SandboxError; "unshare" / "none" are weaker and only by name;
+    the level in force is `grader.isolation.level`], tmp_mb [256] (sandbox /tmp size), n_visible [3].
     """
 
     def __init__(self, workers: int | None = None, *, cpu_s: float = 10.0, wall_factor: float = 3.0,

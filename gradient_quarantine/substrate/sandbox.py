@@ -7,17 +7,21 @@ per worker slot and decides what each may see: a *clean* server only ever receiv
 grader), an *exposed* server also receives the asserts with their expected values (only the `eq_override`
 flawed grader needs them), so no strict run can read an expected value from memory it inherited.
 
-What the sandbox covers (level "bwrap", the default when `bwrap` works; Debian/Ubuntu package `bubblewrap`):
+What the sandbox covers (level "bwrap", the only one "auto" picks; Debian/Ubuntu package `bubblewrap`):
   * filesystem: a fresh root with read-only binds of /usr, /etc, /bin, /lib* and the Python installation
     only; the repository, the problem files, home directories and the package itself are not visible.
     Writable: a private size-limited tmpfs /tmp (the program's cwd is a fresh dir in it) and /dev/shm, both
-    wiped after every program. Files a program writes are capped at `output_kb` each (RLIMIT_FSIZE).
+    wiped after every program; the rest of the sandbox's root is read-only. Files a program writes are
+    capped at `output_kb` each (RLIMIT_FSIZE). This holds wherever the checkout and the interpreter live: a
+    venv under the host's /tmp (a clone in /tmp), in a home directory, on a path with spaces or reached
+    through a symlink is bound *after* the private /tmp is mounted, under a read-only tmpfs of its own.
   * network: a new, empty network namespace (no route anywhere, host loopback unreachable).
   * processes: a new PID namespace per server; each program runs in its own session/process group and,
     when the grader runs as root, as an unused uid with no capabilities, no new privileges and at most
-    `max_procs` processes. After each program its group and every descendant that escaped it (the server is
-    their subreaper) are SIGKILLed before the next program starts; if the server itself dies, the PID
-    namespace dies with it; if the grader dies, `--die-with-parent` takes the sandbox down.
+    `max_procs` processes (root without such a uid: still uid 0, but with every capability dropped). After
+    each program its group and every descendant that escaped it (the server is their subreaper) are
+    SIGKILLed before the next program starts; if the server itself dies, the PID namespace dies with it; if
+    the grader dies, `--die-with-parent` takes the sandbox down.
   * limits: CPU time (RLIMIT_CPU; decides "timeout"), wall time (a generous backstop for programs that
     sleep or block), address space (RLIMIT_AS; "memory"), stdout/stderr size (to a capped file; "output
     limit"), bytes of results (`result_mb`).
@@ -26,21 +30,27 @@ What the sandbox covers (level "bwrap", the default when `bwrap` works; Debian/U
     CPU limit, so a program within its CPU limit is only stopped by the wall clock if it gets less than
     1/wall_factor of a core.
 
-Fallback levels, detected at start and logged (`isolation="auto"`; force one with `isolation=`):
-  * "unshare": no bwrap, but `unshare --net --pid --fork --kill-child --mount-proc` works: the same process
-    and network containment; the filesystem is the host's (a program can read anything the grader's user
-    can read and write wherever that user can write; its cwd is still a fresh temp dir).
+Fail closed: `isolation="auto"` is bwrap or a SandboxError that says why, what to install and which setting
+accepts a weaker level; it never falls back. Weaker levels, only when asked for by name (`isolation=`,
+`gq grade --isolation`, `grader.isolation` in a training config), are logged as a WARNING and recorded with
+every result (`gq grade` rows, summary.json):
+  * "unshare" (root only): `unshare --net --pid --mount --fork --kill-child --mount-proc`, the same process
+    and network containment, and in its mount namespace every host mount read-only, a minimal /dev, empty
+    read-only tmpfs over /tmp, /run (daemons' sockets), the source checkout and any directory others cannot
+    traverse on the way to the interpreter (the Python directories bound back), and a private tmpfs as the
+    temp dir and /dev/shm. The server refuses to start if any of that fails. Not covered: a program can READ
+    every other file the grader's user can read (home directories, problem files outside the checkout) and
+    connect to unix sockets outside the hidden directories.
   * "none": rlimits, own session, subreaper clean-up and a temp cwd only. No network or filesystem isolation,
-    and no process isolation either: a program can signal any process its user can (as root: every process
-    on the machine, e.g. `os.kill(-1, SIGKILL)`). "auto" never picks it when running as root; ask for it
-    explicitly if you must.
+    and no process isolation either: a program can read, write and delete the grader's user's files and
+    signal any process its user can (as root: every process on the machine, e.g. `os.kill(-1, SIGKILL)`).
 
 What it does not cover: kernel exploits and side channels; syscall filtering (no seccomp); a program can
 use the CPU/memory it is allowed and can print to its capped stdout file; the line protocol between a
 program's harness and the server is written by the untrusted process, so a program that forges it can fake
 the *flawed* graders' pass signals (the strict verdict needs the expected values, which it never sees).
 
-    >>> iso = detect_isolation()                         # logged once: "sandbox isolation: bwrap (...)"
+    >>> iso = detect_isolation()                         # bwrap (logged once), or SandboxError: why, what to do
     >>> server = ForkServer(iso, role="clean", uid=None); server.start()
     >>> server.ensure_setup(key, setup_code); server.ensure_problem(pkey, key, calls, None)
     >>> end = server.run(pkey, "strict", code, Limits(), on_line=print)
@@ -129,14 +139,38 @@ class RunEnd:
 
 # ------------------------------------------------------------------------------------------ isolation
 
+LEVELS = ("bwrap", "unshare", "none")  # strongest first
+COVERS = {
+    "bwrap": "programs see only the system and Python directories (read-only) and a private /tmp; no network; "
+             "own PID namespace",
+    "unshare": "no network, own PID namespace, the host filesystem read-only with private /tmp, /run and /dev and "
+               "the source checkout hidden; programs can still READ every other file the grader's user can (your "
+               "home directory, problem files outside the checkout); needs root",
+    "none": "rlimits and a temp cwd only: programs can read, write and delete the grader's user's files, use the "
+            "network and signal its processes",
+}
+
+
+def weakest(*levels: str | None) -> str | None:
+    """The weakest of the given isolation levels (None ignored, an unknown name counts as weakest): what a
+    result graded under all of them is worth."""
+    known = [lv for lv in levels if lv]
+    return max(known, key=lambda lv: LEVELS.index(lv) if lv in LEVELS else len(LEVELS)) if known else None
+
 
 @dataclass(frozen=True)
 class Isolation:
     level: str  # "bwrap" | "unshare" | "none"
     prefix: tuple[str, ...]  # argv before the python command
-    private_tmp: bool  # /tmp inside is private and wiped by the server
     description: str
     env: dict = field(default_factory=dict, hash=False, compare=False)
+    tmp_keep: tuple[str, ...] = ()  # bwrap: names in the private /tmp that are read-only mounts (never wiped)
+    tmp_mb: int = 256  # size of the private temp dir
+
+    @property
+    def private_tmp(self) -> bool:
+        """The program's temp dir is a tmpfs of the sandbox's own, wiped by the server after every program."""
+        return self.level in ("bwrap", "unshare")
 
 
 def _python_paths() -> list[str]:
@@ -151,20 +185,29 @@ def _python_paths() -> list[str]:
     for p in sys.path:
         if p and os.path.isdir(p) and ("site-packages" in p or "dist-packages" in p or p.startswith(sys.base_prefix)):
             candidates.add(p)
-    real = sorted({os.path.realpath(p) for p in candidates if p and os.path.exists(p)} | {
-        p for p in candidates if p and os.path.exists(p)})
+    candidates = {os.path.abspath(p) for p in candidates if p}
+    real = sorted({os.path.realpath(p) for p in candidates if os.path.exists(p)} | {
+        p for p in candidates if os.path.exists(p)})
     out: list[str] = []
     for p in real:  # drop paths inside another kept path
-        if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real):
+        if not any(_under(p, q) for q in real):
             out.append(p)
     return out
+
+
+def _under(path: str, top: str) -> bool:
+    return path != top and path.startswith(top.rstrip("/") + "/")
+
+
+def _package_dir() -> str:
+    return os.path.realpath(Path(__file__).resolve().parents[1])
 
 
 def _hidden_paths(bound: list[str]) -> list[str]:
     """Our own package directory if it lies inside a bound path (a non-editable install): its data files
     (the built-in problems with their expected outputs) must not be readable by programs."""
-    pkg = os.path.realpath(Path(__file__).resolve().parents[1])
-    return [pkg] if any(pkg.startswith(b.rstrip("/") + "/") for b in bound) else []
+    pkg = _package_dir()
+    return [pkg] if any(_under(pkg, b) for b in bound) else []
 
 
 def _base_env(tmp: str) -> dict:
@@ -182,7 +225,14 @@ def _base_env(tmp: str) -> dict:
     }
 
 
-def _bwrap_prefix(tmp_mb: int) -> tuple[str, ...]:
+def _bwrap_prefix(tmp_mb: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """bwrap's argv, and the names in the sandbox's /tmp that hold read-only binds (the wipe keeps them).
+
+    bwrap mounts in argument order. The private /tmp comes first and the Python directories are bound after
+    it, so an interpreter or venv under the host's /tmp (a checkout in /tmp) stays visible instead of being
+    hidden by the private /tmp. Each top-level directory of /tmp that leads to one is a small tmpfs of its
+    own, read-only once the binds are in: a program can neither write in it nor rename it away (a mount point).
+    """
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "gq-sandbox"]
     if os.geteuid() == 0:
@@ -196,39 +246,98 @@ def _bwrap_prefix(tmp_mb: int) -> tuple[str, ...]:
     for d in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"):
         if os.path.exists(d):
             args += ["--ro-bind", d, d]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
+             "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm"]
     bound = _python_paths()
-    made: set[str] = set()
+    made = {"/tmp"}
+    tmp_tops: list[str] = []
     for p in bound:
+        if p in ("/", "/tmp", "/proc", "/dev") or any(_under(p, d) for d in ("/proc", "/dev")):
+            raise SandboxError(f"the Python installation at {p} cannot be made visible inside the sandbox")
+        if _under(p, "/tmp"):
+            top = "/tmp/" + p[len("/tmp/"):].split("/")[0]
+            if top != p and top not in made:
+                args += ["--size", str(1024 * 1024), "--tmpfs", top]
+                made.add(top)
+                tmp_tops.append(top)
         # Parent dirs bwrap would create copy the host's modes (e.g. /root 0700), which an unprivileged
         # child could not traverse: create them world-traversable first.
-        parents = [str(a) for a in reversed(Path(p).parents) if str(a) != "/"]
-        for d in parents:
+        for d in [str(a) for a in reversed(Path(p).parents) if str(a) != "/"]:
             if d not in made:
                 args += ["--perms", "0755", "--dir", d]
                 made.add(d)
         args += ["--ro-bind", p, p]
+    for top in tmp_tops:
+        args += ["--remount-ro", top]
     for p in _hidden_paths(bound):
-        args += ["--tmpfs", p]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
-             "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm",
+        args += ["--tmpfs", p, "--remount-ro", p]
+    args += ["--remount-ro", "/",  # the sandbox's root: nothing a program leaves there outlives it
              "--chdir", "/tmp", "--clearenv"]
     for k, v in _base_env("/tmp").items():
         args += ["--setenv", k, v]
     args.append("--")
-    return tuple(args)
+    keep = tuple(sorted({p[len("/tmp/"):].split("/")[0] for p in bound if _under(p, "/tmp")}))
+    return tuple(args), keep
 
 
-_UNSHARE = ("unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
+_UNSHARE = ("unshare", "--net", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private",
+            "--mount-proc")
 
 
-def _probe(prefix: tuple[str, ...], env: dict | None) -> bool:
+def _unshare_lockdown(tmp_mb: int) -> dict:
+    """What the "unshare" server hides and locks in its mount namespace (`_sandbox_worker._lockdown`)."""
+    keep = _python_paths()
+    pkg = _package_dir()
+    source = pkg if os.path.basename(os.path.dirname(pkg)) in ("site-packages", "dist-packages") else os.path.dirname(pkg)
+    cover = {"/tmp", "/run", source}
+    # A directory others cannot traverse on the way to the interpreter (/root is 0700) is covered too, so the
+    # interpreter is reachable by the unprivileged uid programs run as (and the rest of it is hidden).
+    for p in keep:
+        for a in [str(x) for x in reversed(Path(p).parents)][1:]:
+            if not os.stat(a).st_mode & 0o001:
+                cover.add(a)
+                break
+    cover = {c for c in cover if c not in keep and c != "/"}
+    return {"host_mntns": os.readlink("/proc/self/ns/mnt"), "tmp_mb": tmp_mb, "keep": keep, "cover": sorted(cover)}
+
+
+def _make_isolation(level: str, tmp_mb: int) -> Isolation:
+    """Build `level` and prove it works here by starting a server under it; SandboxError says why not."""
+    if level == "none":
+        return Isolation("none", (), f"none: {COVERS['none']}", _base_env(tempfile.gettempdir()), tmp_mb=tmp_mb)
+    tool = {"bwrap": "bwrap", "unshare": "unshare"}[level]
+    if shutil.which(tool) is None:
+        raise SandboxError(f"{tool} is not installed" + (" (Debian/Ubuntu package bubblewrap)" if level == "bwrap" else ""))
+    if level == "bwrap":
+        prefix, keep = _bwrap_prefix(tmp_mb)
+        iso = Isolation("bwrap", prefix, f"bwrap: {COVERS['bwrap']}", tmp_keep=keep, tmp_mb=tmp_mb)
+    else:
+        if os.geteuid() != 0:
+            raise SandboxError("the unshare level needs root (mount, PID and network namespaces without a user "
+                               "namespace); without root, bwrap is the only sandbox")
+        iso = Isolation("unshare", _UNSHARE, f"unshare: {COVERS['unshare']}", _base_env(tempfile.gettempdir()),
+                        tmp_mb=tmp_mb)
+    probe = ForkServer(iso, role="probe", uid=None, preload=())
     try:
-        out = subprocess.run([*prefix, sys.executable, "-s", "-c", "import sys; print('gq-ok')"],
-                             capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and b"gq-ok" in out.stdout
+        probe.start()
+    except SandboxError as e:
+        raise SandboxError(f"{tool} is installed but could not start a sandbox here: {e}") from None
+    finally:
+        probe.close()
+    return iso
+
+
+def refusal(why: str) -> str:
+    """The message of a grader that will not start: why, what to install, which flag accepts a weaker level."""
+    return (
+        f"no sandbox that keeps graded programs away from the host's files is available here ({why}). Graded "
+        "programs are untrusted (model output), so isolation 'auto' never falls back to a weaker level. Install "
+        "bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, or run `bash scripts/setup.sh` as root) and "
+        "start again. To accept a weaker level explicitly: `gq grade --isolation unshare`, or "
+        "`--set grader.isolation=unshare` for `gq train` and queued jobs (unshare: "
+        f"{COVERS['unshare']}). The level a result was graded under is recorded with it."
+    )
 
 
 _detected: dict[str, Isolation] = {}
@@ -236,50 +345,28 @@ _detect_lock = threading.Lock()
 
 
 def detect_isolation(preference: str = "auto", tmp_mb: int = 256) -> Isolation:
-    """The strongest isolation that works here ("auto"), or exactly `preference` (raises if it does not work).
-
-    Logged once per process at INFO ("bwrap") or WARNING (a fallback).
+    """The isolation to grade under. "auto" is "bwrap" or a SandboxError (it never falls back to a level that
+    lets programs reach the host's files); "bwrap", "unshare" or "none" give exactly that level or a
+    SandboxError saying why not. Each is probed once per process by starting a server under it, and logged
+    at INFO (bwrap) or WARNING (a weaker level, asked for explicitly).
     """
-    if preference not in ("auto", "bwrap", "unshare", "none"):
+    if preference not in ("auto", *LEVELS):
         raise ValueError(f"isolation must be 'auto', 'bwrap', 'unshare' or 'none', got {preference!r}")
-    key = f"{preference}:{tmp_mb}"
+    level = "bwrap" if preference == "auto" else preference
+    key = f"{level}:{tmp_mb}"
     with _detect_lock:
         if key in _detected:
             return _detected[key]
-        order = ["bwrap", "unshare", "none"] if preference == "auto" else [preference]
-        tried = []
-        for level in order:
-            if level == "bwrap":
-                if shutil.which("bwrap") is None:
-                    tried.append("bwrap: not installed (apt-get install bubblewrap)")
-                    continue
-                prefix = _bwrap_prefix(tmp_mb)
-                if _probe(prefix, None):
-                    iso = Isolation("bwrap", prefix, True, "bwrap: private fs view, no network, pid namespace")
-                    break
-                tried.append("bwrap: installed but cannot create namespaces here")
-            elif level == "unshare":
-                env = _base_env(tempfile.gettempdir())
-                if shutil.which("unshare") and _probe(_UNSHARE, env):
-                    iso = Isolation("unshare", _UNSHARE, False,
-                                    "unshare: no network, pid namespace; host filesystem visible", env)
-                    break
-                tried.append("unshare: not permitted")
-            else:
-                if preference == "auto" and os.geteuid() == 0:
-                    # Programs would run as root on the host with nothing between them and it (one
-                    # `os.kill(-1, SIGKILL)` ends every process on the machine). Only on explicit request.
-                    tried.append("none: refused as root unless isolation='none' is asked for explicitly")
-                    continue
-                iso = Isolation("none", (), False, "none: rlimits + temp cwd only; NO network/filesystem isolation",
-                                _base_env(tempfile.gettempdir()))
-                break
-        else:
-            raise SandboxError(f"isolation {preference!r} is not available here: {'; '.join(tried)}")
+        try:
+            iso = _make_isolation(level, tmp_mb)
+        except SandboxError as e:
+            if preference == "auto":
+                raise SandboxError(refusal(str(e))) from None
+            raise SandboxError(f"isolation {level!r} is not available here: {e}") from None
         if iso.level == "bwrap":
             log.info("sandbox isolation: %s", iso.description)
         else:
-            log.warning("sandbox isolation: %s (%s)", iso.description, "; ".join(tried) or "forced")
+            log.warning("sandbox isolation: %s (asked for explicitly; weaker than bwrap)", iso.description)
         _detected[key] = iso
         return iso
 
@@ -347,14 +434,18 @@ class ForkServer:
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
         self.close()
-        if self.isolation.private_tmp:
-            tmp_root = "/tmp"
+        iso = self.isolation
+        if iso.level == "bwrap":
+            tmp_root = "/tmp"  # the sandbox's own
         else:
-            self._host_tmp = tempfile.mkdtemp(prefix="gq_sandbox_")
+            # a host dir: "unshare" mounts a private tmpfs over it inside its namespace, "none" uses it as is
+            self._host_tmp = os.path.realpath(tempfile.mkdtemp(prefix="gq_sandbox_"))
             os.chmod(self._host_tmp, 0o711)  # a dropped uid must reach its run dir inside
             tmp_root = self._host_tmp
-        cfg = {"uid": self.uid, "gid": self.uid, "private_tmp": self.isolation.private_tmp,
+        cfg = {"uid": self.uid, "gid": self.uid, "private_tmp": iso.private_tmp, "tmp_keep": list(iso.tmp_keep),
                "tmp_root": tmp_root, "preload": list(self.preload), "role": self.role}
+        if iso.level == "unshare":
+            cfg["lockdown"] = _unshare_lockdown(iso.tmp_mb)
         argv = [*self.isolation.prefix, sys.executable, "-s", "-B", "-c", WORKER_SOURCE, json.dumps(cfg)]
         self._stderr = tempfile.TemporaryFile()
         env = self.isolation.env or None
@@ -371,7 +462,7 @@ class ForkServer:
         self.starts += 1
         hello = self._read_reply(timeout=120)
         if not hello.get("hello"):
-            raise SandboxError(f"sandbox did not start: {hello}")
+            raise SandboxError(f"sandbox did not start: {hello.get('error') or hello}")
         self.info = hello
 
     @property
@@ -535,5 +626,5 @@ def describe(iso: Isolation, server_info: dict) -> str:
     return f"{iso.description}; {', '.join(extra)}" if extra else iso.description
 
 
-__all__ = ["ForkServer", "Isolation", "Limits", "RunEnd", "SandboxError", "ServerDied", "describe",
-           "detect_isolation"]
+__all__ = ["COVERS", "LEVELS", "ForkServer", "Isolation", "Limits", "RunEnd", "SandboxError", "ServerDied", "describe",
+           "detect_isolation", "refusal", "weakest"]

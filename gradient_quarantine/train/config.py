@@ -201,6 +201,16 @@ class RunSection(_Section):
     progress: bool = Field(True, description="show a progress bar")
 
 
+class GraderSection(_Section):
+    """The sandbox the policy's programs are graded in (substrate/sandbox.py; docs/architecture.md, "Sandbox")."""
+
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto",
+        description="sandbox level: auto (bwrap, or refuse to start), or a weaker level accepted explicitly: unshare "
+        "(host files readable, not writable; root only) or none (no isolation); the level used is in summary.json",
+    )
+
+
 # Published baselines (docs/design.md §7), run on vanilla GRPO at the same settings; train/baselines.py.
 BASELINE_KINDS = ("none", "monitor_penalty", "monitor_screen", "inoculation", "adv_mod")
 MONITOR_KINDS = ("monitor_penalty", "monitor_screen")
@@ -278,6 +288,7 @@ class TrainConfig(_Section):
     eval: EvalSection = Field(default_factory=EvalSection)
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     run: RunSection = Field(default_factory=RunSection)
+    grader: GraderSection = Field(default_factory=GraderSection)
     health: HealthSection = Field(default_factory=HealthSection)
     baseline: BaselineSection = Field(default_factory=BaselineSection)
 
@@ -401,6 +412,9 @@ class TrainConfig(_Section):
             d.pop(key, None)
         for key in ("cache_dir", "progress", "torch_threads", "grader_workers"):
             d["run"].pop(key, None)
+        d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
+        if not d["grader"]:
+            d.pop("grader")  # so hashes of runs from before the section existed still match
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

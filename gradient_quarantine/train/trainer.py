@@ -639,12 +639,16 @@ class Run:
 
     def start(self) -> RunDir:
         from gradient_quarantine.substrate.grader import Grader
+        from gradient_quarantine.substrate.sandbox import detect_isolation, weakest
 
         cfg, run = self.cfg, self.run
+        # The sandbox first: a run that cannot grade safely stops before it changes anything (SandboxError).
+        self.isolation = detect_isolation(cfg.grader.isolation).level
         ckpt = None
         if self.resume:
             prev = run.read_summary() or {}
             self.wall_before = float(prev.get("wall_s") or 0.0)
+            self.isolation = weakest(self.isolation, prev.get("isolation"))  # a result is worth its weakest segment
             ckpt = run.latest_checkpoint()
             done = json.loads((ckpt / "COMPLETE").read_text())["step"] if ckpt else 0
             run.truncate_after(done)
@@ -663,7 +667,8 @@ class Run:
             if cfg.method == "route2b" or cfg.baseline.uses_direction:  # adv_mod scores with v_grad too
                 self.pairs = self._pair_set()
                 self.frout_target = self._frout_target()
-            with Grader(**({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
+            with Grader(isolation=cfg.grader.isolation,
+                        **({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
                 self.grader = grader
                 self.trainer = self.build_trainer(grader)
                 if self.pairs is not None:
@@ -832,7 +837,8 @@ class Run:
         health = getattr(self, "health", None)
         collapse = health.summary() if health else {"detected": False, "step": None, "reasons": []}
         self.run.write_summary(
-            status, steps_done, self.cfg.steps, collapse, self.wall_before + time.perf_counter() - self.t_start, error
+            status, steps_done, self.cfg.steps, collapse, self.wall_before + time.perf_counter() - self.t_start, error,
+            isolation=getattr(self, "isolation", None),
         )
 
     def _open_bar(self, initial: int) -> None:
@@ -872,7 +878,10 @@ def _save_direction(directory: Path, direction, band) -> None:
 
 def train(cfg: TrainConfig, runs_dir: str | Path = "out/runs") -> RunDir:
     """A fresh run: allocate `<runs_dir>/<job>_<name>/`, train, evaluate. Returns the run dir."""
+    from gradient_quarantine.substrate.sandbox import detect_isolation
+
     resolved = cfg.resolved()
+    detect_isolation(resolved.grader.isolation)  # no safe sandbox: SandboxError before a run directory exists
     run = RunDir.create(runs_dir, resolved.name)
     return Run(resolved, run).start()
 
@@ -894,6 +903,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     (deploy, knob_on and base, seeded as the final eval of training). Writes per_mode_deploy.json (or `out`)."""
     from gradient_quarantine.io import atomic_write_json
     from gradient_quarantine.substrate.grader import Grader
+    from gradient_quarantine.substrate.sandbox import weakest
 
     run = RunDir(run_dir)
     if not run.exists():
@@ -907,16 +917,20 @@ def evaluate_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     r.adapter.load(adapter_file)
     summary = run.read_summary() or {}
     step = int(summary.get("steps_done") or cfg.steps)
-    with Grader(**({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
+    with Grader(isolation=cfg.grader.isolation,
+                **({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
         r.evaluator = r._evaluator(grader)
         deploy = r.evaluator.run("deploy", seed=cfg.seed, step=step)
         knob_on = r.evaluator.run("knob_on", seed=cfg.seed, step=step) if cfg.eval.knob_on else None
         base = r.base_eval() if cfg.eval.base else None
-    result = {"step": step, "deploy": deploy, "knob_on": knob_on, "base": base}
+        level = grader.isolation.level
+    result = {"step": step, "deploy": deploy, "knob_on": knob_on, "base": base, "isolation": level}
     if out is not None:
         atomic_write_json(out, result)
     else:
         run.write_per_mode_deploy(step, deploy, knob_on, base)
+        if summary:  # the run's numbers now include this grading: its level counts too
+            atomic_write_json(run.file("summary.json"), {**summary, "isolation": weakest(summary.get("isolation"), level)})
     return result
 
 
