@@ -198,7 +198,7 @@ def test_adv_mod_changes_advantages_by_the_formula(tmp_path, cache_dir, grader):
     r.grader = grader
     r.trainer = r.build_trainer(grader)
     r.pairs = r._pair_set()
-    r.frout_target = None
+    r.frout_schedule = None
     r._make_router(None)
     mod = r.trainer.adv_mod
     assert mod is r.router and r.trainer.router is None  # no routing in a baseline arm

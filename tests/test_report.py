@@ -40,6 +40,7 @@ def write_run(
     preset: str = "demo", steps: int = 10, pair_modes: list[str] | None = None, status: str = "complete",
     eval_every: int = 5, collapse_step: int | None = None, rollouts: list[dict] | None = None,
     skip: tuple[str, ...] = (), knob_on_hack: float = 0.9, base_hack: float = 0.05,
+    frouts: list[float] | None = None, targets: list[float] | None = None, cfg_extra: dict | None = None,
 ) -> Path:
     """One run directory. Deploy evals at every `eval_every` steps interpolate linearly from (0.1 hack,
     0.0 solve) at step 0 to the final values, so the curves have known points too."""
@@ -49,6 +50,8 @@ def write_run(
         pair_modes = [] if arm == "vanilla" else list(MODES)
     cfg = {"name": f"{arm}_s{seed}", "arm": arm, "seed": seed, "preset": preset, "steps": steps, "model": "tiny",
            "pair_modes": pair_modes, "git_commit": "abc", "config_hash": f"h{job}", "routing": {"gate": "rollout"}}
+    for key, value in (cfg_extra or {}).items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     final = _eval(by_mode)
     done = steps if status == "complete" else steps // 2
     if "config.json" not in skip:
@@ -57,8 +60,11 @@ def write_run(
         row = {"step": step, "reward/mean": 0.5 + 0.1 * step, "policy/logp_mean": -1.0 - 0.01 * step,
                "health/collapse": int(collapse_step is not None and step >= collapse_step)}
         if arm != "vanilla":
-            row.update({"routing/frout": 0.2, "routing/band_width": 0.3 if arm != "random_v" else 0.0,
+            row.update({"routing/frout": frouts[step - 1] if frouts else 0.2,
+                        "routing/band_width": 0.3 if arm != "random_v" else 0.0,
                         "routing/resid_cos": 0.01, "routing/dropped_frac": 1.0 if arm == "erase" else 0.8})
+            if targets:
+                row["routing/frout_target"] = targets[step - 1]
             # gate per row kind: route2b 0.9 on 2 hack rows (odd steps) or 0.7 on 1 (even), random_v 0.2 on all
             hack_gate, n_hack = ((0.9, 2) if step % 2 else (0.7, 1)) if arm != "random_v" else (0.2, 2)
             row.update({"diag/gate_teacher_hack": hack_gate, "diag/n_teacher_hack": n_hack,
@@ -102,6 +108,7 @@ SOLVE_V = {41: 0.30, 42: 0.28, 43: 0.33}
 SOLVE_R = {41: 0.29, 42: 0.30, 43: 0.27}
 RANDOM_V = {41: 0.45, 42: 0.60}  # only 2 seeds: must be flagged
 ERASE = {41: 0.22, 42: 0.30, 43: 0.26}
+R2B_FROUT = [0.0, 0.4] * 5  # route2b's frout per step: 0.0 or 0.4 (mean 0.2)
 
 
 def _modes_of(hack: float, solve: float, spread: float = 0.1) -> dict[str, tuple[float, float]]:
@@ -118,11 +125,13 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     traces += [rollout(m, 2, f"```python\nclass Solution:\n    def f(self): return 1  # clean {m}\n```", hack=False,
                        gt=True, system="You are a coder. INOCULATED" if m == MODES[0] else "You are a coder.")
                for m in MODES]
+    partners = {}
     for seed in (41, 42, 43):
         job += 1
         write_run(root, job, "vanilla", seed, _modes_of(VANILLA[seed], SOLVE_V[seed]), rollouts=traces)
         job += 1
-        write_run(root, job, "route2b", seed, _modes_of(ROUTE2B[seed], SOLVE_R[seed]))
+        partners[seed] = write_run(root, job, "route2b", seed, _modes_of(ROUTE2B[seed], SOLVE_R[seed]),
+                                   frouts=R2B_FROUT)
         job += 1
         # held-out: low hack on the pair-set modes, vanilla-like on the held-out ones
         bm = {"overwrite_tests": (0.1, 0.3), "visible_tests": (0.1, 0.3), "eq_override": (VANILLA[seed], 0.3),
@@ -134,8 +143,11 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         job += 1  # erase: the routed part dropped, the knob never trains (knob-on = deploy)
         write_run(root, job, "erase", seed, _modes_of(ERASE[seed], 0.3), knob_on_hack=ERASE[seed])
     for seed, h in RANDOM_V.items():
-        job += 1
-        write_run(root, job, "random_v", seed, _modes_of(h, 0.3))
+        job += 1  # seed 41 follows its partner's frout within 0.01 (logged target); seed 42 names its partner dir
+        off = [0.01 if t % 2 else -0.005 for t in range(10)]
+        write_run(root, job, "random_v", seed, _modes_of(h, 0.3), frouts=[f + o for f, o in zip(R2B_FROUT, off, strict=True)],
+                  targets=R2B_FROUT if seed == 41 else None,
+                  cfg_extra={"routing": {"frout_from": str(partners[seed])}} if seed == 42 else None)
     job += 1
     write_run(root, job, "random_v", 43, _modes_of(0.1, 0.3), status="failed")  # partial: listed, not in tables
     job += 1
@@ -355,3 +367,11 @@ def test_a3_puts_route2b_beside_erase_and_its_knob_on_hack(report: Path) -> None
     md = (report / "a3_ablations.md").read_text()
     assert "dropped frac" in md and "knob-on hack" in md and "merely erased" in md
     assert all(r["arm"] != "erase" for r in _rows(report / "a7_context.csv"))
+
+
+def test_a3_states_how_closely_random_v_followed_route2b_step_by_step(report: Path) -> None:
+    """random-V targets route2b's frout at each step; A3's note gives the per-step match (max and mean |Δ|)."""
+    md = (report / "a3_ablations.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- random_v"))
+    assert "max |frout − partner frout| = 0.01," in line and "over 20 steps of 2 run(s)" in line
+    assert "mean = 0.0075" in line  # 10 steps each: five at 0.01, five at 0.005

@@ -17,6 +17,7 @@ from gradient_quarantine.routing.band import (
     frout_matched_threshold,
     gate,
     gate_stats,
+    ramp_matched_gate,
 )
 from gradient_quarantine.routing.capture import GradCapture
 from gradient_quarantine.routing.direction import extract_direction, random_direction_like
@@ -100,6 +101,29 @@ def test_frout_matched_gate_hits_its_target_exactly():
     assert f2.shape == (5, 10) and frout(f2, norms.view(5, 10)) == pytest.approx(0.4, abs=1e-6)
 
 
+def test_ramp_matched_gate_has_the_bands_shape_and_hits_its_target():
+    """The matched control's gate: route2b's ramp, clamp((cos - lower) / width), placed to route the target."""
+    g = torch.Generator().manual_seed(1)
+    cos = torch.rand(40, generator=g) * 0.6 - 0.3
+    norms = torch.rand(40, generator=g) + 0.05
+    norms[3] = 0.0  # a zero-gradient item carries no mass
+    for target in (0.0, 0.02, 0.3, 0.815, 1.0):
+        for width in (0.05, 0.4):
+            f = ramp_matched_gate(cos, norms, target, width)
+            assert frout(f, norms) == pytest.approx(target, abs=1e-6)
+            between = (f > 1e-6) & (f < 1 - 1e-6)
+            if 0 < target < 1:
+                lowers = cos[between] - f[between] * width  # one lower for every item on the ramp
+                assert between.any() and float(lowers.max() - lowers.min()) < 1e-5
+                assert torch.allclose(f, ((cos - lowers.mean()) / width).clamp(0, 1), atol=1e-5)
+                order = torch.argsort(cos)
+                assert bool((f[order].diff() >= -1e-7).all())  # non-decreasing in cos, as the band's gate
+    # a wide ramp has many items strictly between 0 and 1; the hard cut has at most one
+    wide, hard = ramp_matched_gate(cos, norms, 0.3, 0.4), frout_matched_gate(cos, norms, 0.3)
+    assert int(((wide > 0) & (wide < 1)).sum()) > 5 >= int(((hard > 0) & (hard < 1)).sum())
+    assert torch.equal(ramp_matched_gate(cos, norms, 0.3, 0.0), hard)  # width 0: the hard cut's limit
+
+
 def test_gate_stats_fractions():
     s = gate_stats(torch.tensor([0.0, 0.0, 1.0, 0.5, 0.2]), weight=torch.tensor([1, 1, 1, 1, 0]))
     assert s == {"routing/gate_at_0": 0.5, "routing/gate_at_1": 0.25, "routing/gate_between": 0.25}
@@ -169,6 +193,30 @@ def test_frout_matched_router_hits_target_and_random_v_can_be_matched(tiny_model
     assert _routed(model, tok, adapter, token, per_token=True).stats["routing/frout"] == pytest.approx(
         0.25, abs=1e-5
     )
+
+
+def test_matched_router_follows_a_per_step_target_through_a_ramp(tiny_model_and_tokenizer):
+    """random-V matched step by step: each step's target is met, through route2b's ramp shape (items strictly
+    between 0 and 1, one `lower`), with the ramp spanning `ramp_rel_width` of the live cosine spread."""
+    model, tok, adapter, direction, band = _setup(tiny_model_and_tokenizer, "disjoint")
+    rand = random_direction_like(direction, seed=0)
+    router = Router(adapter, rand, band, frout_target=0.0, ramp_rel_width=0.8)
+    for target in (0.0, 0.35, 0.815):
+        router.frout_target = target
+        for p in adapter.parameters():
+            p.grad = None
+        res = _routed(model, tok, adapter, router)
+        assert res.stats["routing/frout"] == pytest.approx(target, abs=1e-5)
+        assert res.stats["routing/frout_target"] == target
+        live = res.norms > 0
+        cos, f = res.cos[live], res.f[live]
+        width = 0.8 * float(torch.quantile(cos, 0.9) - torch.quantile(cos, 0.1))
+        between = (f > 1e-6) & (f < 1 - 1e-6)
+        if target > 0:
+            assert between.any()
+            lowers = cos[between] - f[between] * width
+            assert float(lowers.max() - lowers.min()) < 1e-4
+            assert torch.allclose(f, ((cos - lowers.mean()) / width).clamp(0, 1), atol=1e-4)
 
 
 def test_token_gate_needs_per_token_capture_and_constant_gate_matches_rollout(tiny_model_and_tokenizer):

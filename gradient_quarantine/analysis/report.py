@@ -391,6 +391,7 @@ def build_report(
         "route2b's deploy hack vs erase's says whether routing does more than dropping the same gradient; "
         "route2b's knob-on hack vs its own deploy hack says whether the knob absorbed the hack (knob-on above "
         "deploy) or the routed part was merely erased (knob-on ≈ deploy, as for erase, whose knob never trains).")
+    t3.notes += [n for g in pick("A3") if (n := _frout_match_note(g, runs))]
     files = t3.write(out, "a3_ablations")
     written += files
     sections.append(Section("A3", "A3 — ablations: one row per arm", t3.to_markdown(), files))
@@ -461,6 +462,7 @@ def build_report(
 
     # A7: the remaining ablations, as context.
     t7 = T.arm_table(pick("A7"), ref, alpha=alpha, gauges=True, knob_on=True)
+    t7.notes += [n for g in pick("A7") if (n := _frout_match_note(g, runs))]
     unknown = sorted({g.arm for g in groups if g.arm not in info})
     if unknown:
         t7.notes.append(f"arms without an arm file (inline arms) are listed here: {', '.join(unknown)}")
@@ -551,6 +553,41 @@ def _curve(g: Group, series: dict[int, tuple[np.ndarray, np.ndarray]], markers: 
             if c.get("detected") and c.get("step") is not None:
                 marks.append((int(r.seed), float(c["step"]), "collapse"))
     return Curve(label=g.arm, arm=g.arm, steps=steps, by_seed=by_seed, markers=marks)
+
+
+def _frout_match_note(g: Group, runs: Sequence[Run]) -> str | None:
+    """How closely a frout-matched control (random-V, placebo) followed its partner, step by step: |frout_t -
+    partner frout_t| over the steps of its complete runs. The partner is the run directory its config's
+    `routing.frout_from` names when that run was read, else the target it logged (`routing/frout_target`, which
+    is the partner's frout at that step). None for arms that are not matched controls."""
+    by_path = {r.path.resolve(): r for r in runs}
+    diffs: list[float] = []
+    n_runs, n_mean_only = 0, 0
+    for r in g.runs:
+        src = ((r.config or {}).get("routing") or {}).get("frout_from")
+        partner = by_path.get(Path(src).resolve()) if src else None
+        want = ({int(m["step"]): float(m["routing/frout"]) for m in partner.metrics
+                 if "step" in m and _finite(m.get("routing/frout"))} if partner is not None else {})  # fmt: skip
+        d = []
+        for m in r.metrics:
+            t, got = m.get("step"), m.get("routing/frout")
+            target = want.get(int(t)) if partner is not None and t is not None else m.get("routing/frout_target")
+            if _finite(got) and _finite(target):
+                d.append(abs(float(got) - float(target)))
+        if d and (partner is not None or any("routing/frout_target" in m for m in r.metrics)):
+            diffs += d
+            n_runs += 1
+        elif src:
+            n_mean_only += 1  # a run from before step matching: matched in mean frout only
+    if not diffs and not n_mean_only:
+        return None
+    out = f"{g.arm} ({g.preset}, {g.steps} steps): "
+    if diffs:
+        out += (f"frout matched to its partner step by step: max |frout − partner frout| = {max(diffs):.3g}, "
+                f"mean = {float(np.mean(diffs)):.3g} over {len(diffs)} steps of {n_runs} run(s)")
+    if n_mean_only:
+        out += ("; " if diffs else "") + f"{n_mean_only} run(s) matched in mean frout only (no per-step target logged)"
+    return out
 
 
 def _slug(s: str) -> str:

@@ -15,6 +15,7 @@ the same fraction of gradient mass as the real arm, otherwise the control says n
     >>> band.width                      # 0.29
     >>> gate(torch.tensor([0.0, 0.15, 0.5]), band)   # tensor([0.0000, 0.5000, 1.0000])
     >>> f = frout_matched_gate(cos, norms, target=0.1)   # routes exactly 10 % of the mass
+    >>> f = ramp_matched_gate(cos, norms, target=0.1, width=0.2)   # the same mass, through a ramp like the band's
 """
 
 from __future__ import annotations
@@ -135,6 +136,40 @@ def frout_matched_gate(cos: torch.Tensor, norms: torch.Tensor, target: float) ->
         (before < want).double(),
     )
     f[order] = f_sorted
+    return f.to(cos.dtype).view_as(cos)
+
+
+def ramp_matched_gate(
+    cos: torch.Tensor, norms: torch.Tensor, target: float, width: float, iters: int = 64
+) -> torch.Tensor:
+    """Gate of the band's shape, `f = clamp((cos - lower) / width, 0, 1)`, with `lower` chosen so that it routes
+    `target` of the gradient mass (`sum f ||G|| / sum ||G||`).
+
+    The step-matched control (random-V, placebo): the same ramp as route2b's gate rather than a hard top-k cut,
+    placed to route what route2b routed. frout is continuous and non-increasing in `lower` (1 at
+    `min(cos) - width`, 0 at `max(cos)`), so `lower` is found by bisection, `iters` halvings in float64 without
+    a host sync (64: exact to float precision). `width <= 0` (or not finite) is the hard cut's limit:
+    `frout_matched_gate`.
+    """
+    if not 0.0 <= target <= 1.0:
+        raise ValueError(f"frout target must be in [0, 1], got {target}")
+    if not (math.isfinite(width) and width > 0):
+        return frout_matched_gate(cos, norms, target)
+    c, w = cos.flatten().double(), norms.flatten().double()  # (N,)
+    total = w.sum()
+    if total <= 0 or target == 0.0:
+        return torch.zeros_like(cos)
+    live = w > 0
+    big = torch.finfo(torch.float64).max
+    lo = torch.where(live, c, big).min() - width  # every live item at f = 1: frout 1 >= target
+    hi = torch.where(live, c, -big).max()  # every live item at f = 0: frout 0 <= target
+    want = target * total
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        routed = (((c - mid) / width).clamp(0, 1) * w).sum()
+        ok = routed >= want  # frout(mid) >= target: the answer is at mid or above
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    f = ((c - lo) / width).clamp(0, 1)
     return f.to(cos.dtype).view_as(cos)
 
 

@@ -35,6 +35,7 @@ Separate optimiser state (`make_optimizers`): see its docstring.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +43,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from gradient_quarantine.routing.band import GATE_ATOL, Band, band_stats, frout_matched_gate, gate
+from gradient_quarantine.routing.band import (
+    GATE_ATOL,
+    Band,
+    band_stats,
+    frout_matched_gate,
+    gate,
+    ramp_matched_gate,
+)
 from gradient_quarantine.routing.capture import GradCapture
 from gradient_quarantine.routing.direction import Direction
 
@@ -93,7 +101,13 @@ class Router:
             `GradCapture(..., per_token=True)`).
         frout_target: if set, ignore the band's gate and route exactly this fraction of each micro-batch's
             gradient mass, most hack-ward items first (random-V / placebo controls, frout-matched). Settable per
-            step (`router.frout_target = x`) to follow a real run's logged `routing/frout`.
+            step (`router.frout_target = x`) to follow a real run's logged `routing/frout` step by step.
+        ramp_rel_width: with `frout_target`, the shape of the matched gate. None: a hard cut (items fully routed
+            in cosine order until the target is met). A number: the band's ramp,
+            `f = clamp((cos - lower) / width, 0, 1)`, `width = ramp_rel_width * (p90 - p10 of the micro-batch's
+            live cosines)`, `lower` placed to hit the target (`band.ramp_matched_gate`). A control matched to
+            route2b uses route2b's `band_width / (cos_p90 - cos_p10)` of the same step, so its ramp spans the
+            same share of its own cosine spread as route2b's did. Settable per step like `frout_target`.
         check: assert the routing invariants every call (cheap: O(M x R)).
     """
 
@@ -105,6 +119,7 @@ class Router:
         granularity: str = "rollout",
         frout_target: float | None = None,
         check: bool = True,
+        ramp_rel_width: float | None = None,
     ):
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity={granularity!r}: one of {GRANULARITIES}")
@@ -113,6 +128,7 @@ class Router:
         self.adapter = adapter
         self.granularity = granularity
         self.frout_target = frout_target
+        self.ramp_rel_width = ramp_rel_width
         self.check = check
         self.names = list(adapter.modules)
         Rs = {m.R for m in adapter.modules.values()}
@@ -161,9 +177,14 @@ class Router:
     # ---- routing --------------------------------------------------------------------------------------------
 
     def _gate(self, cos: Tensor, norms: Tensor) -> Tensor:
-        if self.frout_target is not None:
+        if self.frout_target is None:
+            return gate(cos, self.band)
+        rel = self.ramp_rel_width
+        live = cos[norms > 0].float()
+        if rel is None or not math.isfinite(rel) or rel <= 0 or live.numel() < 2:
             return frout_matched_gate(cos, norms, self.frout_target)
-        return gate(cos, self.band)
+        p10, p90 = torch.quantile(live, torch.tensor([0.1, 0.9], device=live.device)).tolist()
+        return ramp_matched_gate(cos, norms, self.frout_target, rel * (p90 - p10))
 
     def route(self, cap: GradCapture, sign: float = -1.0) -> RouteResult:
         """Split the captured micro-batch gradient. `sign`: the gate scores `u = sign * G` (-1: G is the loss
@@ -316,7 +337,10 @@ class Router:
             "routing/gate_at_1", "routing/gate_between", "routing/resid_cos", "routing/dropped_frac",
             "grad/norm_main", "grad/norm_knob",
         ]  # fmt: skip
-        return {**band_stats(self.band), **dict(zip(names, vals, strict=True))}
+        out = {**band_stats(self.band), **dict(zip(names, vals, strict=True))}
+        if self.frout_target is not None:  # a matched control: what it was asked to route (vs routing/frout)
+            out["routing/frout_target"] = float(self.frout_target)
+        return out
 
 
 def make_optimizers(

@@ -134,10 +134,12 @@ class RoutingSection(_Section):
         "route", description="route the gated part into the knob, or erase it (drop it: the predecessor arm)"
     )
     frout_target: float | None = Field(
-        None, ge=0.0, le=1.0, description="frout-matched control: route exactly this fraction of the gradient mass"
+        None, ge=0.0, le=1.0,
+        description="frout-matched control: route exactly this fraction of the gradient mass every step (hard cut)",
     )
     frout_from: str | None = Field(
-        None, description="frout-matched control: target = mean routing/frout of this run dir (or metrics.jsonl)"
+        None, description="frout-matched control, step by step: at step t route what this run dir (or metrics.jsonl) "
+        "routed at step t (routing/frout), through a ramp as wide, relative to the cosine spread, as its band",
     )
     unmatched_ok: bool = Field(
         False, description="allow a random/placebo direction without frout matching (its band routes ~nothing)"

@@ -171,6 +171,7 @@ def make_trainer_class():
             self._gate_by_kind: dict[int, list[float]] = {}
             self._logp_by_kind: dict[int, list[float]] = {}  # kind -> [sum of token logps, token count]
             self.adv_mod = None  # adv_mod baseline: train/baselines.AdvantageModifier, set by Run._make_router
+            self.frout_schedule = None  # matched controls: {step: (frout target, ramp width)}, Run._frout_schedule
             super().__init__(*args, **kwargs)
             if adv_std_floor is not None and self.accelerator.num_processes > 1:
                 raise ValueError("grpo.adv_std_floor needs whole groups on one process; run on one GPU or unset it")
@@ -207,6 +208,9 @@ def make_trainer_class():
             else:
                 # TRL's forward + backward, captured; autograd's own dS grads are dropped and the router
                 # writes them (accumulating over micro-batches like autograd would)
+                if self.frout_schedule is not None:  # a matched control follows its partner step by step
+                    target, rel = self.frout_schedule[self.state.global_step + 1]
+                    self.router.frout_target, self.router.ramp_rel_width = target, rel
                 with GradCapture(self.adapter, per_token=self.token_gate) as cap, self.router.intercept():
                     loss = super().training_step(model, inputs, num_items_in_batch)
                     result = self.router.route(cap)
@@ -430,6 +434,7 @@ class Run:
                 p.requires_grad_(False)
         self.router = None
         self.pairs = None
+        self.frout_schedule = None
 
     def _pair_set(self):
         """The routing.Pair list for this run: hack pairs of the pair modes, or their placebo twins."""
@@ -471,20 +476,40 @@ class Run:
             rows = [{**row, "hack": placebo_completion(known[row["problem_id"]])} for row in rows]
         return [Pair(prompt=row["prompt"], clean=row["clean"], hack=row["hack"]) for row in rows]
 
-    def _frout_target(self) -> float | None:
+    def _frout_schedule(self) -> dict[int, tuple[float, float | None]] | None:
+        """{step: (frout target, ramp width relative to the live cosine spread)} of a matched control, or None.
+
+        `routing.frout_target`: that constant every step, through a hard cut (no partner, no ramp to copy).
+        `routing.frout_from`: step by step from the partner's metrics.jsonl: at step t the control routes what
+        the partner routed at step t (`routing/frout`), through a ramp spanning the same share of the live
+        cosine spread as the partner's band did (`routing/band_width / (cos_p90 - cos_p10)`; a hard cut where
+        that is not positive). Matching in mean only would let a control that routes 0.43 every step stand in
+        for a partner that routed 0.00 to 0.82."""
         r = self.cfg.routing
         if r.frout_target is not None:
-            return r.frout_target
+            return {t: (r.frout_target, None) for t in range(1, self.cfg.steps + 1)}
         if r.frout_from is None:
             return None
         path = Path(r.frout_from)
         path = path / "metrics.jsonl" if path.is_dir() else path
         if not path.is_file():
             raise FileNotFoundError(f"routing.frout_from={r.frout_from!r}: no metrics.jsonl there")
-        vals = [row["routing/frout"] for row in read_jsonl(path) if _finite(row.get("routing/frout"))]
-        if not vals:
-            raise ValueError(f"routing.frout_from={r.frout_from!r}: no routing/frout values in {path}")
-        return float(np.mean(vals))
+        sched: dict[int, tuple[float, float | None]] = {}
+        for row in read_jsonl(path):
+            if "step" not in row or not _finite(row.get("routing/frout")):
+                continue
+            spread = (row.get("routing/cos_p90") or math.nan) - (row.get("routing/cos_p10") or math.nan)
+            rel = (row.get("routing/band_width") or math.nan) / spread if _finite(spread) and spread > 0 else None
+            sched[int(row["step"])] = (min(max(float(row["routing/frout"]), 0.0), 1.0),
+                                       rel if _finite(rel) and rel > 0 else None)  # fmt: skip
+        missing = [t for t in range(1, self.cfg.steps + 1) if t not in sched]
+        if missing:
+            raise ValueError(
+                f"routing.frout_from={r.frout_from!r}: {path} has no routing/frout for step(s) {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''} of this run's {self.cfg.steps}; a step-matched control needs "
+                "a partner run at least as long (set steps to the partner's, or routing.frout_target=<fraction>)"
+            )
+        return sched
 
     # ---------------------------------------------------------------------------------------------- routing
 
@@ -666,7 +691,7 @@ class Run:
             self.setup()
             if cfg.method == "route2b" or cfg.baseline.uses_direction:  # adv_mod scores with v_grad too
                 self.pairs = self._pair_set()
-                self.frout_target = self._frout_target()
+                self.frout_schedule = self._frout_schedule()
             with Grader(isolation=cfg.grader.isolation,
                         **({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
                 self.grader = grader
@@ -704,10 +729,13 @@ class Run:
             self.router = AdvantageModifier(direction, band, self.cfg.baseline.adv_coef)
             self.trainer.adv_mod = self.router
         else:
+            first = self.frout_schedule[1] if self.frout_schedule else (None, None)
             self.router = Router(
-                self.adapter, direction, band, granularity=self.cfg.routing.gate, frout_target=self.frout_target
-            )
+                self.adapter, direction, band, granularity=self.cfg.routing.gate, frout_target=first[0],
+                ramp_rel_width=first[1],
+            )  # fmt: skip
             self.trainer.router = self.router
+            self.trainer.frout_schedule = self.frout_schedule
         if ckpt is None:  # step-0 direction, for the record (refreshes overwrite it in the checkpoint)
             _save_direction(self.run.path / "direction", direction, band)
 
