@@ -143,9 +143,9 @@ LEVELS = ("bwrap", "unshare", "none")  # strongest first
 COVERS = {
     "bwrap": "programs see only the system and Python directories (read-only) and a private /tmp; no network; "
              "own PID namespace",
-    "unshare": "no network, own PID namespace, the host filesystem read-only with private /tmp, /run and /dev and "
-               "the source checkout hidden; programs can still READ every other file the grader's user can (your "
-               "home directory, problem files outside the checkout); needs root",
+    "unshare": "no network, own PID namespace, the host filesystem read-only with /tmp, /run and the source "
+               "checkout hidden, a minimal /dev and a private temp dir; programs can still READ every other file "
+               "the grader's user can (your home directory, problem files outside the checkout); needs root",
     "none": "rlimits and a temp cwd only: programs can read, write and delete the grader's user's files, use the "
             "network and signal its processes",
 }
