@@ -1,7 +1,7 @@
 """The TRL extension (train/trainer.py, train/rollouts.py) against plain TRL, on the tiny model, one step each.
 
-* vanilla: loss and adapter gradient on the same batch equal plain `trl.GRPOTrainer`'s (the rollouts too: our
-  `rollout_func` samples through TRL's own generation);
+* vanilla: loss and adapter gradient on the same batch equal plain `trl.GRPOTrainer`'s (the rollouts too: with
+  `sampler="trl"` our `rollout_func` samples through TRL's own generation);
 * route2b with the gate forced to 0 (`frout_target=0`): equals vanilla (same gradient, knob untouched);
 * route2b with a `shared` knob: main + knob gradient = vanilla's total gradient (routing only splits it);
 * the teacher mix inserts pool completions at the end of each group, deterministically;
@@ -79,9 +79,10 @@ def _batch():
     return [dict(r) for r in ROWS for _ in range(G)]  # what TRL's RepeatSampler hands one step
 
 
-def _gq(tmp_path, model, tok, adapter, router=None, pool=None, n_teacher=0, reward=length_reward, **kw):
+def _gq(tmp_path, model, tok, adapter, router=None, pool=None, n_teacher=0, reward=length_reward, sampler="fast", **kw):
     Trainer = make_trainer_class()
-    rollout = RolloutFunc({prompt_key(r["prompt"]): r["problem_id"] for r in ROWS}, pool, n_teacher, 0.5, seed=41)
+    rollout = RolloutFunc({prompt_key(r["prompt"]): r["problem_id"] for r in ROWS}, pool, n_teacher, 0.5, seed=41,
+                          sampler=sampler)  # fmt: skip
     trainer = Trainer(
         model=model, reward_funcs=[reward], args=_args(tmp_path, **kw.pop("args", {})),
         train_dataset=Dataset.from_list(ROWS), processing_class=tok, rollout_func=rollout, adapter=adapter,
@@ -109,7 +110,9 @@ def test_vanilla_equals_plain_trl(tmp_path):
                             train_dataset=Dataset.from_list(ROWS), processing_class=tok_a)
     plain.current_gradient_accumulation_steps = 1
     model_b, tok_b, ad_b = _model(train_knob=False)
-    ours = _gq(tmp_path / "b", model_b, tok_b, ad_b)
+    # TRL's own sampling, so both sample the same rows from the same seed (the fast sampler's draws differ;
+    # tests/test_sampler.py pins it to TRL's greedy output and to the full forward's log-probabilities)
+    ours = _gq(tmp_path / "b", model_b, tok_b, ad_b, sampler="trl")
 
     loss_a, loss_b = _step(plain), _step(ours)
     assert torch.equal(loss_a, loss_b)

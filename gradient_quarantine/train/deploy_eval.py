@@ -91,8 +91,18 @@ def sample(
     batch_size: int,
     seed: int,
     top_p: float = 1.0,
+    backend: str = "auto",
 ) -> list[list[str]]:
-    """`samples` completions per chat prompt, [prompt][sample] -> text. Seeded; leaves the global RNG as it was."""
+    """`samples` completions per chat prompt, [prompt][sample] -> text. Seeded; leaves the global RNG as it was.
+
+    backend "auto": train/sampler.py where it applies (one prefill per prompt, every row in as few batches as
+    its K/V budget allows; `batch_size` is not used), else `model.generate` in batches of `batch_size` rows;
+    "fast" / "generate" force one (the benchmark compares them). Same settings, EOS and padding either way.
+    """
+    from transformers import GenerationConfig
+
+    from gradient_quarantine.train.sampler import effective_params, sample_rows
+
     device = next(model.parameters()).device
     ids = tokenizer.apply_chat_template(
         list(prompts), add_generation_prompt=True, tokenize=True, return_dict=True
@@ -101,6 +111,15 @@ def sample(
     eos = model.generation_config.eos_token_id
     eos_ids = sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else (eos or []))} - {None})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    settings = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                    eos_token_id=eos_ids, pad_token_id=pad, disable_compile=True)  # fmt: skip
+    params = None
+    if backend != "generate":
+        params = effective_params(model, GenerationConfig(**settings), eos_ids, pad)
+        if isinstance(params, str):
+            if backend == "fast":
+                raise ValueError(f"backend='fast': the fast sampler does not apply here ({params})")
+            params = None
     out: list[list[str]] = [[] for _ in prompts]
     was_training = model.training
     model.eval()
@@ -108,34 +127,32 @@ def sample(
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
-            for lo in range(0, len(rows), batch_size):
-                chunk = rows[lo : lo + batch_size]
-                width = max(len(r[1]) for r in chunk)
-                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                attn = torch.zeros((len(chunk), width), dtype=torch.long)
-                for k, (_, r) in enumerate(chunk):  # left padding, as for generation
-                    input_ids[k, width - len(r) :] = torch.tensor(r)
-                    attn[k, width - len(r) :] = 1
-                gen = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attn.to(device),
-                    do_sample=True,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=0,
-                    max_new_tokens=max_new_tokens,
-                    eos_token_id=eos_ids,
-                    pad_token_id=pad,
-                    disable_compile=True,
-                )
-                comp = gen[:, width:].cpu()
-                for k, (i, _) in enumerate(chunk):
-                    toks = comp[k].tolist()
-                    cut = next((j for j, t in enumerate(toks) if t in eos_ids), len(toks))
-                    out[i].append(tokenizer.decode(toks[:cut], skip_special_tokens=True))
+            if params is not None:
+                comps = sample_rows(model, [r for _, r in rows], params).completion_ids
+            else:
+                comps = _generate_rows(model, [r for _, r in rows], settings, batch_size, pad, device)
+        for (i, _), toks in zip(rows, comps, strict=True):
+            cut = next((j for j, t in enumerate(toks) if t in eos_ids), len(toks))
+            out[i].append(tokenizer.decode(toks[:cut], skip_special_tokens=True))
     finally:
         model.train(was_training)
     return out
+
+
+def _generate_rows(model, rows: list[list[int]], settings: dict, batch_size: int, pad: int, device) -> list[list[int]]:
+    """`model.generate` on left-padded batches of `batch_size` rows; each row's new tokens (pads included)."""
+    comps: list[list[int]] = []
+    for lo in range(0, len(rows), batch_size):
+        chunk = rows[lo : lo + batch_size]
+        width = max(len(r) for r in chunk)
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(chunk), width), dtype=torch.long)
+        for k, r in enumerate(chunk):  # left padding, as for generation
+            input_ids[k, width - len(r) :] = torch.tensor(r)
+            attn[k, width - len(r) :] = 1
+        gen = model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **settings)
+        comps += gen[:, width:].cpu().tolist()
+    return comps
 
 
 class DeployEvaluator:

@@ -1,14 +1,17 @@
-"""Rollouts for the GRPO trainer: TRL's own generation (transformers `generate` or vLLM, chosen by config),
-plus the teacher mix, through TRL's public `rollout_func` hook.
+"""Rollouts for the GRPO trainer: the policy's samples (train/sampler.py on the transformers backend, TRL's
+vLLM generation otherwise), plus the teacher mix, through TRL's public `rollout_func` hook.
 
 `TRL.GRPOTrainer(rollout_func=...)` hands us the step's prompts (each repeated G times, groups contiguous)
 and takes back `prompt_ids`, `completion_ids`, `logprobs` and extra per-row fields (forwarded to the reward
-function). We do not re-implement generation: prompts are tokenised and sampled by TRL's own
-`_tokenize_prompts` / `_generate_single_turn` (pinned TRL 1.16; `tests/test_train_trainer.py` checks that with no
-teacher mix the completions are token-for-token those of a plain `GRPOTrainer`), so the sampling parameters,
-EOS handling and both backends are TRL's. With a teacher mix, only the policy rows of each group are sampled
-(the first `G - n_teacher`, so the sampled batch is still made of whole groups, as TRL's vLLM server mode
-needs); the last `n_teacher` rows get teacher completions (train/teacher.py).
+function). Prompts are tokenised by TRL's own `_tokenize_prompts` (pinned TRL 1.16). On the transformers
+backend the rows are sampled by train/sampler.py (`generate_like_trl`: one prefill per prompt, a preallocated
+K/V cache; bench/README.md has its speed) with TRL's sampling settings, EOS and padding: greedy completions are
+TRL's token for token (tests/test_sampler.py), sampled ones the same distribution with different draws. vLLM,
+continuous batching, settings the sampler does not implement and `sampler="trl"` go through TRL's own
+`_generate_single_turn` (`tests/test_train_trainer.py` checks that with `sampler="trl"` and no teacher mix the
+completions are token-for-token those of a plain `GRPOTrainer`). With a teacher mix, only the policy rows of
+each group are sampled (the first `G - n_teacher`, so the sampled batch is still made of whole groups, as TRL's
+vLLM server mode needs); the last `n_teacher` rows get teacher completions (train/teacher.py).
 
     >>> rollout = RolloutFunc(prompt_to_problem, pool=None, n_teacher=0, hack_share=0.5, seed=41)
     >>> trainer = GRPOTrainer(..., rollout_func=rollout)      # done by train/trainer.py
@@ -24,6 +27,7 @@ from typing import Any
 
 import torch
 
+from gradient_quarantine.train.sampler import generate_like_trl
 from gradient_quarantine.train.teacher import TeacherPool
 
 
@@ -41,10 +45,11 @@ class RolloutStats:
     n_policy: int = 0
     n_teacher: int = 0
     teacher_kinds: list[str | None] = field(default_factory=list)
+    sampler: str = ""  # who sampled the policy rows: "fast" (train/sampler.py) or "trl"
 
 
 class RolloutFunc:
-    """TRL `rollout_func`: sample the policy rows with TRL, fill the teacher rows from the pool."""
+    """TRL `rollout_func`: sample the policy rows (fast sampler or TRL), fill the teacher rows from the pool."""
 
     def __init__(
         self,
@@ -53,7 +58,10 @@ class RolloutFunc:
         n_teacher: int,
         hack_share: float,
         seed: int,
+        sampler: str = "fast",
     ):
+        if sampler not in ("fast", "trl"):
+            raise ValueError(f"sampler must be 'fast' (train/sampler.py, where it applies) or 'trl', got {sampler!r}")
         if n_teacher > 0 and pool is None:
             raise ValueError("a teacher mix (n_teacher > 0) needs a TeacherPool")
         self.prompt_to_problem = dict(prompt_to_problem)
@@ -61,6 +69,7 @@ class RolloutFunc:
         self.n_teacher = n_teacher
         self.hack_share = hack_share
         self.seed = seed
+        self.sampler = sampler
         self.last = RolloutStats()
         self.__name__ = "gq_rollout"  # TRL logs callables by name
 
@@ -73,14 +82,18 @@ class RolloutFunc:
         g_policy = G - n_t
         policy_rows = [g * G + j for g in range(n_rows // G) for j in range(g_policy)]
 
-        # TRL's own tokenisation and sampling (transformers generate, continuous batching or vLLM)
+        # TRL's own tokenisation; sampling by train/sampler.py on the transformers backend (TRL's settings, EOS and
+        # padding; greedy = TRL's token for token), else TRL's own (vLLM, continuous batching, sampler="trl")
         t0 = time.perf_counter()
         prompt_ids, images, mm_fields = trainer._tokenize_prompts(prompts)
         if images is not None or mm_fields:
             raise ValueError("multimodal prompts are not supported by this trainer")
-        sampled_ids, sampled_logprobs = trainer._generate_single_turn(
-            [prompt_ids[i] for i in policy_rows], None, {}, g_policy
-        )
+        rows = [prompt_ids[i] for i in policy_rows]
+        if self.sampler == "fast":
+            sampled_ids, sampled_logprobs, who = generate_like_trl(trainer, rows, g_policy)
+        else:
+            sampled_ids, sampled_logprobs = trainer._generate_single_turn(rows, None, {}, g_policy)
+            who = "trl"
         gen_s = time.perf_counter() - t0
 
         completion_ids: list[list[int]] = [None] * n_rows  # type: ignore[list-item]
@@ -110,6 +123,7 @@ class RolloutFunc:
             n_policy=len(policy_rows),
             n_teacher=n_rows - len(policy_rows),
             teacher_kinds=teacher_kind,
+            sampler=who,
         )
         return {
             "prompt_ids": [list(p) for p in prompt_ids],
