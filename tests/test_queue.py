@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from gradient_quarantine.experiments import queue as queue_mod
 from gradient_quarantine.experiments.queue import (
     JobQueue,
     JobSpec,
     QueueError,
+    WorkerPlan,
     WorkerTag,
     execute,
     find_new_run_dir,
@@ -222,7 +224,7 @@ def test_sigkilled_worker_loses_no_job_and_never_runs_one_twice(tmp_path: Path) 
     assert add.returncode == 0, add.stderr
     q = JobQueue(db)
     slow, quick = [j.id for j in q.jobs()]
-    worker = subprocess.Popen(gq + ["queue", "run", "--db", str(db), "--heartbeat-s", "0.5"],
+    worker = subprocess.Popen(gq + ["queue", "run", "--db", str(db), "--heartbeat-s", "0.5", "--workers", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         run_dir = Path(q.get(slow).run_dir)
@@ -300,3 +302,89 @@ def test_submitit_local_executor_runs_jobs(tmp_path: Path) -> None:
     events = [e for _, e, _ in q.events(a)]
     assert events[:4] == ["added", "claimed", "submitted", "transferred"]  # placeholder -> node hand-off
     assert [parse_time_min(t) for t in ("90", "2h", "1:30:00", "2-00:00:00", "90:00")] == [90, 120, 90, 2880, 90]
+
+
+# A job that reports progress like the trainer (summary.json, metrics.jsonl), records when it ran and with
+# which thread limit, then sleeps: side by side, two of them overlap in time.
+TIMED_JOB_PY = textwrap.dedent(
+    """
+    import json, os, sys, time
+    run_dir = os.environ["GQ_RUN_DIR"]
+    os.makedirs(run_dir, exist_ok=True)
+    t0 = time.time()
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump({"status": "running", "steps_done": 1, "steps": 3}, f)
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"step": 1, "perf/step_time_s": 0.5}) + "\\n")
+    time.sleep(float(sys.argv[1]))
+    with open(os.path.join(run_dir, "ran.json"), "w") as f:
+        json.dump({"start": t0, "end": time.time(), "omp": os.environ.get("OMP_NUM_THREADS")}, f)
+    """
+)
+
+
+def _timed(tmp: Path, name: str, sleep: float = 1.5, **kw) -> JobSpec:
+    job = tmp / "timed_job.py"
+    job.write_text(TIMED_JOB_PY)
+    return JobSpec(name=name, kind="command", argv=[PY, str(job), str(sleep)], runs_dir=str(tmp / "runs"), **kw)
+
+
+def test_worker_plan_auto_is_one_job_per_core_or_gpu(monkeypatch) -> None:
+    monkeypatch.setattr(queue_mod, "cpu_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU
+    plan = WorkerPlan.make("auto")
+    assert plan.workers == 4 and all(e["OMP_NUM_THREADS"] == "1" for e in plan.env)  # one torch thread each
+    assert "CUDA_VISIBLE_DEVICES" not in plan.env[0]
+    two = WorkerPlan.make(2)
+    assert two.workers == 2 and [e["OMP_NUM_THREADS"] for e in two.env] == ["2", "2"]
+    assert WorkerPlan.make(1).env == [{}]  # one job at a time: its environment is left as it was
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    gpu = WorkerPlan.make("auto")
+    assert gpu.workers == 2 and [e["CUDA_VISIBLE_DEVICES"] for e in gpu.env] == ["3", "5"]  # one GPU each
+    with pytest.raises(ValueError):
+        WorkerPlan.make(0)
+
+
+def test_side_by_side_respects_dependencies_and_reports_progress(tmp_path: Path) -> None:
+    """Two independent jobs overlap in time; the job that depends on one of them starts after it ended;
+    each job ran with cores // workers threads; the progress callback saw each running job's step."""
+    q = JobQueue(tmp_path / "q.sqlite")
+    a, b, c = q.add([_timed(tmp_path, "a"), _timed(tmp_path, "b"), _timed(tmp_path, "c", after=[1])])
+    seen: list[list] = []
+    outs = run_local(q, workers=2, heartbeat_s=0.2, poll_s=0.1, install_signal_handlers=False,
+                     on_progress=seen.append, progress_s=0.2)  # fmt: skip
+    assert sorted(o.status for o in outs) == ["done"] * 3
+    ran = {j: json.loads((Path(q.get(j).run_dir) / "ran.json").read_text()) for j in (a, b, c)}
+    assert ran[a]["start"] < ran[b]["end"] and ran[b]["start"] < ran[a]["end"], "a and b must run side by side"
+    assert ran[c]["start"] >= ran[b]["end"], "c waits for its dependency"
+    assert {r["omp"] for r in ran.values()} == {str(max(1, queue_mod.cpu_count() // 2))}
+    both = [snap for snap in seen if len(snap) == 2]
+    assert both, "progress must show both running jobs at once"
+    p = next(p for snap in seen for p in snap if p.steps == 3)
+    assert (p.steps_done, p.step_s, p.eta_s) == (1, 0.5, 1.0) and "step 1/3" in p.line()
+    assert {p.slot for snap in both for p in snap} == {"w0", "w1"}
+
+
+def test_run_view_prints_each_running_job_when_not_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from gradient_quarantine.cli.queue import RunView, parse_workers
+    from gradient_quarantine.experiments.queue import JobProgress
+
+    buf = io.StringIO()
+    view = RunView(Console(file=buf, width=200), every_s=0.0)
+    with view:
+        view.event("[w0] job 1 a: start")
+        jobs = [JobProgress("w0", 1, "vanilla_s41", time.time() - 120, 7, 24, 41.0),
+                JobProgress("w1", 2, "route2b_s41", time.time() - 60)]  # fmt: skip
+        view.progress(jobs)
+        view.progress(jobs)  # nothing new: not printed again
+    lines = buf.getvalue().splitlines()
+    assert lines[0].endswith("[w0] job 1 a: start")  # not eaten as rich markup
+    assert [ln.split(" ", 1)[1] for ln in lines[1:]] == [
+        "[w0] job 1 vanilla_s41: step 7/24, 41 s/step, ~12 min left (2 min in)",
+        "[w1] job 2 route2b_s41: starting (60 s in)",
+    ]
+    assert parse_workers("auto") == "auto" and parse_workers("3") == 3

@@ -2,7 +2,7 @@
 
     gq queue add demo --seeds 41,42 --priority 5      # a shipped sweep (experiments/sweeps/demo.yaml) or a path
     gq queue ls
-    gq queue run --workers 2
+    gq queue run                                      # side by side: --workers auto (one job per core / GPU)
     gq queue run --executor slurm --partition gpu --gpus 1 --time 12:00:00 --max-running 16
     gq queue kill 7 ; gq queue requeue 7 ; gq queue show 7
 """
@@ -34,6 +34,76 @@ def _queue(db: Path, stale_s: float = 120.0):
 def _fail(msg: str, code: int = 2) -> None:
     typer.secho(msg, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+WORKERS_HELP = "jobs at once: a number, or auto (one per CPU core, one per GPU on a GPU machine)"
+
+
+def parse_workers(value: str) -> int | str:
+    """`--workers`: "auto" or a positive count."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        _fail(f"--workers {value!r}: use a positive number or auto")
+    return n
+
+
+class RunView:
+    """What `gq queue run` and `gq study` show while local workers run: every event as a timestamped line, and
+    each running job's progress (step k/N, s/step, time left): a live table under the events on a terminal,
+    else one line per running job when a step has finished since the last report (at most every `every_s`)."""
+
+    def __init__(self, console, every_s: float = 60.0):
+        self.console = console
+        self.every_s = every_s
+        self.live = None
+        self._last: tuple = ()
+        self._last_t = float("-inf")
+
+    def __enter__(self) -> RunView:
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=1, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+            self.live = None
+
+    def event(self, msg: str) -> None:
+        self.console.print(f"{time.strftime('%H:%M:%S')} {msg}", markup=False, highlight=False)
+
+    def progress(self, jobs) -> None:
+        if self.live is not None:
+            self.live.update(self._table(jobs))
+            return
+        key = tuple((p.job_id, p.steps_done) for p in jobs)
+        if jobs and key != self._last and time.monotonic() - self._last_t >= self.every_s:
+            self._last, self._last_t = key, time.monotonic()
+            for p in jobs:
+                self.event(p.line())
+
+    @staticmethod
+    def _table(jobs):
+        from rich.table import Table
+
+        from gradient_quarantine.experiments.queue import fmt_duration
+
+        table = Table(title=f"running ({len(jobs)})", title_justify="left", box=None, pad_edge=False)
+        for col in ("worker", "job", "step", "s/step", "left", "running for"):
+            table.add_column(col)
+        for p in jobs:
+            step = f"{p.steps_done or 0}/{p.steps}" if p.steps else "starting"
+            table.add_row(p.slot, f"{p.job_id} {p.name}", step, f"{p.step_s:.0f}" if p.step_s else "-",
+                          fmt_duration(p.eta_s), fmt_duration(time.time() - p.started))  # fmt: skip
+        return table
 
 
 @queue_app.command("add")
@@ -122,7 +192,7 @@ def ls(
 
 @queue_app.command("run")
 def run(
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="jobs at once (local executor)"),
+    workers: str = typer.Option("auto", "--workers", "-w", help=WORKERS_HELP + " (local executor)"),
     executor: str = typer.Option("local", "--executor", help="local | slurm | submitit-local (submitit's local runner)"),
     partition: str = typer.Option(None, "--partition", help="SLURM partition"),
     gpus: int = typer.Option(1, "--gpus", help="GPUs per job (SLURM)"),
@@ -140,7 +210,11 @@ def run(
     """Run queued jobs until nothing is left that could run. A killed worker loses no job: the next `queue run`
     puts its job back (a train job resumes from its run directory).
 
-    Example: gq queue run --workers 2 ;  gq queue run --executor slurm --partition gpu --gpus 1 --time 12:00:00
+    Independent jobs run side by side (`--workers auto`: one per CPU core, each with cores // workers torch
+    threads; one per GPU on a GPU machine); a job waits for its dependencies (random-V for its route2b run).
+    While they run, each running job's step, s/step and time left are shown.
+
+    Example: gq queue run ;  gq queue run -w 1 ;  gq queue run --executor slurm --partition gpu --gpus 1 --time 12:00:00
     """
     q = _queue(db, stale_s)
 
@@ -148,11 +222,16 @@ def run(
         typer.echo(f"{time.strftime('%H:%M:%S')} {msg}")
 
     if executor == "local":
+        from rich.console import Console
+
         from gradient_quarantine.experiments.queue import QueueError, run_local
 
+        n_workers = parse_workers(workers)
         try:
-            outcomes = run_local(q, workers, heartbeat_s=heartbeat_s, forever=forever, on_event=say)
-        except QueueError as e:  # e.g. no sandbox for the queued train jobs: nothing was started
+            with RunView(Console(highlight=False)) as view:
+                outcomes = run_local(q, n_workers, heartbeat_s=heartbeat_s, forever=forever, on_event=view.event,
+                                     on_progress=view.progress)  # fmt: skip
+        except (QueueError, ValueError) as e:  # e.g. no sandbox for the queued train jobs: nothing was started
             _fail(str(e))
         statuses = [o.status for o in outcomes]
     elif executor in ("slurm", "submitit-local"):

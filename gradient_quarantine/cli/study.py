@@ -6,11 +6,15 @@ It is the three steps a researcher would type, in order, in one study directory:
     gq queue run --db STUDY/queue.sqlite                                         (runs / resumes the jobs)
     gq report STUDY/runs --out STUDY/report                                       (figures, tables, results.md)
 
-and then prints the main table (A2). Running it again continues where it stopped: finished jobs are not
-re-run, a job killed mid-run resumes from its last checkpoint (the queue passes `--resume`).
+and then prints the main table (A2). Independent jobs run side by side, one per CPU core with one torch
+thread each on a 2-core machine (`--workers auto`); random-V waits for the route2b run it is matched to. While
+they run, each running job's step, s/step and time left are shown. Running it again continues where it
+stopped: finished jobs are not re-run, a job killed mid-run resumes from its last checkpoint (the queue passes
+`--resume`).
 
     gq study demo                      # embedded SmolLM2-135M, vanilla / route2b / random-V, seed 41
-    gq study demo --seeds 41,42,43     # the same with three seeds (three times as long)
+    gq study demo --seeds 41,42,43     # the same with three seeds (three times the work, on all cores)
+    gq study demo -w 1                 # one job at a time
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def study(
     sweep: str = typer.Argument("demo", help="sweep name (experiments/sweeps/NAME.yaml) or path to a sweep .yaml"),
     seeds: str = typer.Option("41", "--seeds", help="comma-separated seeds (the demo runs one by default)"),
     out: Path = typer.Option(None, "--out", help="study directory (default out/study_<sweep>)"),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="jobs at once (1 on a 2-core machine)"),
+    workers: str = typer.Option("auto", "--workers", "-w", help="jobs at once: a number, or auto (one per CPU "
+                                "core, each with cores // workers torch threads; one per GPU on a GPU machine)"),
     sets: list[str] = typer.Option([], "--set", help="key=value override for every job (e.g. steps=5)"),
 ) -> None:
     """Run a sweep end to end through the queue, then the report; resumable.
@@ -38,6 +43,7 @@ def study(
     from rich.console import Console
 
     from gradient_quarantine.analysis.report import build_report, load_runs
+    from gradient_quarantine.cli.queue import RunView, parse_workers
     from gradient_quarantine.experiments.presets import parse_set
     from gradient_quarantine.experiments.queue import JobQueue, QueueError, run_local
     from gradient_quarantine.experiments.sweep import SweepError, add_sweep, load_sweep
@@ -68,8 +74,9 @@ def study(
             q.requeue(job.id, force=True)
 
     try:
-        outcomes = run_local(q, workers=workers, on_event=lambda msg: console.print(msg))
-    except QueueError as e:  # e.g. no sandbox for the training jobs: nothing was started
+        with RunView(console) as view:  # events, and each running job's step / s per step / time left
+            outcomes = run_local(q, workers=parse_workers(workers), on_event=view.event, on_progress=view.progress)
+    except (QueueError, ValueError) as e:  # e.g. no sandbox for the training jobs: nothing was started
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     failed = [o for o in outcomes if o.status != "done"]
