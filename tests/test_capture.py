@@ -1,13 +1,18 @@
 """GradCapture against plain autograd: per-rollout gradients from one backward must equal one backward per
-rollout, for every knob relation and padding layout (docs/design.md §5, docs/architecture.md)."""
+rollout, for every knob relation and padding layout (docs/design.md §5, docs/architecture.md).
+
+The exactness tests run on every device in `devices.DEVICES` (CUDA when one is visible), in float32 with the same
+tolerance as on the CPU, and the bf16 test on each device with `BF16_RTOL` (devices.py says why those bounds).
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from devices import BF16_RTOL, DEVICES
 
 from gradient_quarantine.model.svd_adapter import AdapterConfig, SVDAdapter, attach_svd_adapter
-from gradient_quarantine.routing.capture import GradCapture
+from gradient_quarantine.routing.capture import GradCapture, _in_backward
 
 RELATIONS = ["shared", "disjoint", "vgrad_span"]
 
@@ -67,6 +72,12 @@ def _rows(batch: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
     return {k: v[i : i + 1] for k, v in batch.items()}
 
 
+def _on(device: str, model, batch: dict[str, torch.Tensor] | None = None):
+    """The model (and a batch) moved to `device`; the adapter is attached afterwards, so U, V live there too."""
+    model = model.to(device)
+    return model if batch is None else (model, {k: v.to(device) for k, v in batch.items()})
+
+
 def _capture_coord_grad(adapter: SVDAdapter, loss: torch.Tensor) -> dict[str, torch.Tensor]:
     """Reference: autograd w.r.t. the parameters, mapped to capture coordinates (knob on).
 
@@ -104,19 +115,20 @@ def _assert_close(got: torch.Tensor, want: torch.Tensor) -> None:
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(scale))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("relation", RELATIONS)
 @pytest.mark.parametrize("layout", ["left", "right", "both"])
-def test_per_rollout_equals_per_sample_autograd(tiny_model_and_tokenizer, relation, layout):
+def test_per_rollout_equals_per_sample_autograd(tiny_model_and_tokenizer, relation, layout, device):
     model, tok = tiny_model_and_tokenizer
+    model, batch = _on(device, model, _batch(tok, layout))
     adapter = _setup(model, relation)
-    batch = _batch(tok, layout)
     with GradCapture(adapter, per_token=True) as cap:
         _row_losses(model, batch).sum().backward()
     G = cap.per_rollout
     assert set(G) == set(adapter.modules)
     B = batch["input_ids"].shape[0]
     for n, m in adapter.modules.items():
-        assert G[n].shape == (B, m.R) and G[n].dtype == torch.float32
+        assert G[n].shape == (B, m.R) and G[n].dtype == torch.float32 and G[n].device.type == device
     # one separate forward + backward per rollout, each on its own padded row
     for i in range(B):
         ref = _capture_coord_grad(adapter, _row_losses(model, _rows(batch, i))[0])
@@ -150,10 +162,11 @@ def test_knob_off_capture_still_covers_knob_axes(tiny_model_and_tokenizer):
         _assert_close(m.dS_main.grad, m.main_coords(cap.total()[n]))
 
 
-def test_capture_does_not_change_autograd(tiny_model_and_tokenizer):
+@pytest.mark.parametrize("device", DEVICES)
+def test_capture_does_not_change_autograd(tiny_model_and_tokenizer, device):
     model, tok = tiny_model_and_tokenizer
+    model, batch = _on(device, model, _batch(tok, "both"))
     adapter = _setup(model, "disjoint")
-    batch = _batch(tok, "both")
     _row_losses(model, batch).sum().backward()
     plain = [p.grad.clone() for p in adapter.parameters()]
     for p in adapter.parameters():
@@ -165,11 +178,14 @@ def test_capture_does_not_change_autograd(tiny_model_and_tokenizer):
         assert torch.equal(p.grad, want)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("relation", RELATIONS)
-def test_gradient_accumulation_two_micro_batches(tiny_model_and_tokenizer, relation):
+def test_gradient_accumulation_two_micro_batches(tiny_model_and_tokenizer, relation, device):
     model, tok = tiny_model_and_tokenizer
+    model = _on(device, model)
     adapter = _setup(model, relation)
     mbs = [_batch(tok, "both", seed=10), _batch(tok, "left", seed=11, B=3)]
+    mbs = [{k: v.to(device) for k, v in mb.items()} for mb in mbs]
     totals: dict[str, torch.Tensor] = {}
     per_mb = []
     with GradCapture(adapter) as cap:
@@ -254,13 +270,16 @@ def test_paused_and_subset(tiny_model_and_tokenizer):
         GradCapture(adapter, modules=["nope"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reentrant", [False, True])
-def test_activation_checkpointing(tiny_model_and_tokenizer, reentrant):
+def test_activation_checkpointing(tiny_model_and_tokenizer, reentrant, device):
     """Checkpointing recomputes each layer's forward inside the backward; the capture must count every
-    rollout once (non-reentrant: the original forward; reentrant: the recomputed one) and stay exact."""
+    rollout once (non-reentrant: the original forward; reentrant: the recomputed one) and stay exact. This is
+    the code path that reads torch's autograd internals (`_in_backward`), so it runs on every device and, on a
+    GPU node, under that node's torch (`test_in_backward_reads_the_autograd_engine` pins the internal itself)."""
     model, tok = tiny_model_and_tokenizer
+    model, batch = _on(device, model, _batch(tok, "both"))
     adapter = _setup(model, "disjoint")
-    batch = _batch(tok, "both")
     refs = [_capture_coord_grad(adapter, _row_losses(model, _rows(batch, i))[0]) for i in range(4)]
     enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
     enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
@@ -284,16 +303,18 @@ def test_activation_checkpointing(tiny_model_and_tokenizer, reentrant):
         _assert_close((a * b).sum(1), G[n])
 
 
-def test_bf16_model_capture_matches_autograd():
-    """bf16 weights (U, V in bf16, dS kept float32): the capture still equals autograd's dS gradient up to
-    bf16 rounding, and generation with the adapter attached runs (no-grad forwards are not captured)."""
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_model_capture_matches_autograd(device):
+    """bf16 weights (U, V in bf16, dS kept float32), as the paper preset runs on a GPU: the capture still equals
+    autograd's dS gradient, per rollout and summed, up to bf16 rounding (BF16_RTOL, devices.py), and generation
+    with the adapter attached runs (no-grad forwards are not captured)."""
     from gradient_quarantine.model.loading import load_policy
 
     model, tok = load_policy("tiny", dtype="bfloat16")
+    model, batch = _on(device, model, _batch(tok, "both"))
     adapter = _setup(model, "disjoint")
     m0 = next(iter(adapter.modules.values()))
     assert m0.U.dtype == torch.bfloat16 and m0.dS_main.dtype == torch.float32
-    batch = _batch(tok, "both")
     with GradCapture(adapter) as cap:
         model.generate(input_ids=batch["input_ids"][:, :5], max_new_tokens=2, do_sample=False)
         _row_losses(model, batch).sum().backward()
@@ -301,4 +322,22 @@ def test_bf16_model_capture_matches_autograd():
     for _, m in adapter.modules.items():
         total = cap.total()[m.name]
         scale = float(total.abs().max())
-        torch.testing.assert_close(m.dS_main.grad, m.main_coords(total), rtol=0.02, atol=0.02 * scale)
+        torch.testing.assert_close(m.dS_main.grad, m.main_coords(total), rtol=BF16_RTOL, atol=BF16_RTOL * scale)
+    G = {n: g.clone() for n, g in cap.per_rollout.items()}
+    for i in (0, 3):  # per rollout: against one bf16 backward of that row alone
+        ref = _capture_coord_grad(adapter, _row_losses(model, _rows(batch, i))[0])
+        for n in adapter.modules:
+            scale = float(G[n].abs().max())
+            torch.testing.assert_close(G[n][i], ref[n], rtol=BF16_RTOL, atol=BF16_RTOL * scale)
+
+
+def test_in_backward_reads_the_autograd_engine():
+    """`_in_backward` reads a torch internal (`torch._C._current_graph_task_id`), the one capture path that could
+    differ across the supported torch range: False outside a backward, True inside one (on this torch)."""
+    seen = []
+    x = torch.ones(2, requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: seen.append(_in_backward()))
+    assert not _in_backward()
+    y.sum().backward()
+    assert seen == [True] and not _in_backward()
