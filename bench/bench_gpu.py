@@ -29,9 +29,9 @@ randomised SVD (16 extra columns, 2 power iterations, the adapter's sign convent
 reported. `--basis exact` keeps the adapter's own SVD.
 
 Sampling on CUDA: TRL's `generate` path (`--sampler trl`, the trainer's `rollout.sampler=trl`) by default. The
-trainer's default fast sampler (train/sampler.py, tuned on a CPU) sampled 3.6x (0.6B) to 8.9x (4B) slower than
-TRL's on an H200 (bench/README.md), so a 4B fresh step with it takes minutes, which the 8-minute budget of
-this command cannot hold for three shapes; `--sampler default` (or `fast`) measures it.
+trainer's default fast sampler (train/sampler.py, tuned on a CPU) sampled 3.4x (0.6B) to 5.5x (4B) slower than
+TRL's on an H200 (bench/README.md; a 4B fresh step with it took 149 s at 256 new tokens), which the 8-minute
+budget of this command cannot hold for three shapes; `--sampler default` (or `fast`) measures it.
 
 Budget: a global deadline (`--budget-s`, default 420 s of measuring), shared between the shapes by their size;
 a shape that runs out stops after its current step and reports what it measured (`complete: false`). The JSON
