@@ -176,7 +176,10 @@ class EvalSection(_Section):
     samples: int = Field(8, ge=1, description="samples per prompt")
     temperature: float = Field(0.7, gt=0.0, description="sampling temperature of the deploy eval")
     max_new_tokens: int | None = Field(None, ge=1, description="max new tokens (None: grpo.max_completion_length)")
-    batch_size: int = Field(32, ge=1, description="sequences per generate() call")
+    batch_size: int = Field(
+        32, ge=1,
+        description="sequences per generate() call (rollout.sampler=trl only: the fast sampler batches by its K/V budget)",
+    )
     knob_on: bool = Field(True, description="also evaluate with the knob on (it should hold the hacking)")
     base: bool = Field(True, description="also evaluate the base model (adapter off), cached per substrate+model")
 
@@ -187,6 +190,11 @@ class RolloutSection(_Section):
     backend: Literal["transformers", "vllm"] = Field("transformers", description="generation backend")
     vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL's vLLM mode")
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description="vLLM's share of GPU memory (colocate)")
+    sampler: Literal["fast", "trl"] = Field(
+        "fast",
+        description="transformers backend: 'fast' (train/sampler.py: one prefill per prompt, in-place K/V; TRL's "
+        "settings, other random draws) or 'trl' (TRL's generate, its random stream); rollouts and evals",
+    )
 
 
 class RunSection(_Section):

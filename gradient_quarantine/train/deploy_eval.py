@@ -168,8 +168,10 @@ class DeployEvaluator:
         grader,
         cfg: EvalSection,
         max_new_tokens: int,
+        backend: str = "auto",
     ):
         self.model, self.tokenizer, self.adapter, self.grader = model, tokenizer, adapter, grader
+        self.backend = backend  # sample(): "auto" (the fast sampler where it applies) or "generate"
         self.cfg = cfg
         self.problems = list(problems)
         self.modes_of = modes_of
@@ -190,7 +192,7 @@ class DeployEvaluator:
         with self._state(variant):
             texts = sample(
                 self.model, self.tokenizer, prompts, self.cfg.samples, self.cfg.temperature,
-                self.max_new_tokens, self.cfg.batch_size, seed=_eval_seed(seed, step),
+                self.max_new_tokens, self.cfg.batch_size, seed=_eval_seed(seed, step), backend=self.backend,
             )
         items = [(p, self.modes_of[p.id], t) for p, ts in zip(self.problems, texts, strict=True) for t in ts]
         verdicts = self.grader.grade_many(items)

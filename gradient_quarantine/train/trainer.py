@@ -632,7 +632,7 @@ class Run:
             )
         prompt_to_problem = {prompt_key(r["prompt"]): r["problem_id"] for r in rows}
         self.rollout = RolloutFunc(
-            prompt_to_problem, pool, cfg.n_teacher, cfg.teacher.hack_share, cfg.seed
+            prompt_to_problem, pool, cfg.n_teacher, cfg.teacher.hack_share, cfg.seed, sampler=cfg.rollout.sampler
         )
         self.reward = make_reward(cfg, grader, self.problems_by_id)  # FlawedGraderReward (+ monitor baselines)
         Trainer = make_trainer_class()
@@ -746,6 +746,7 @@ class Run:
         return DeployEvaluator(
             self.model, self.tok, self.adapter, problems, self.modes_of, grader, self.cfg.eval,
             max_new_tokens=self.cfg.grpo.max_completion_length,
+            backend="generate" if self.cfg.rollout.sampler == "trl" else "auto",
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------------- each step
