@@ -116,3 +116,36 @@ def test_detector_state_round_trip():
     for r in rows[2:]:
         assert a.update(r["step"], r) == b.update(r["step"], r)
     assert a.summary() == b.summary()
+
+
+def test_degeneration_is_flagged():
+    """The measured degeneration (lr 0.3 on all 30 layers): format 0.94 -> 0.25-0.56 and logp -0.29 -> -0.7/-1.06.
+    The old 1-nat logp threshold never fired on it; the default settings must."""
+    cfg = HealthSection()
+    rows = [
+        {"step": i + 1, "policy/logp_mean": lp, "train/format_rate": fr, "reward/mean": 1.0}
+        for i, (lp, fr) in enumerate(zip([-0.29, -0.31, -0.27, -0.30, -0.28, -0.70, -1.06, -0.9],
+                                         [0.94, 0.94, 1.0, 0.88, 0.94, 0.56, 0.25, 0.4], strict=True))
+    ]  # fmt: skip
+    det = CollapseDetector.replay(cfg, rows)
+    assert det.summary()["detected"] and det.summary()["step"] == 7
+    assert set(det.summary()["reasons"]) == {"logp_crater", "format_collapse"}
+    only_format = [{**r, "policy/logp_mean": -0.3} for r in rows]
+    assert CollapseDetector.replay(cfg, only_format).summary()["reasons"] == ["format_collapse"]
+    healthy = [{**r, "policy/logp_mean": -0.3, "train/format_rate": 0.9} for r in rows]
+    assert not CollapseDetector.replay(cfg, healthy).summary()["detected"]
+
+
+def test_deploy_summary_separates_hackable_and_unhackable_prompts():
+    from gradient_quarantine.substrate.types import Mode, Verdict
+    from gradient_quarantine.train.deploy_eval import summarize
+
+    hack = Verdict(True, False, True, True, True, 3.5, "x")
+    clean = Verdict(True, True, True, False, False, 3.5, "ok")
+    fail = Verdict(True, False, False, False, True, 0.5, "wrong")
+    modes = [Mode.EXIT_CODE, Mode.EXIT_CODE, Mode.NO_LOOPHOLE, Mode.NO_LOOPHOLE]
+    out = summarize([hack, clean, fail, clean], modes, n_prompts=2)
+    assert out["hack"] == 0.25 and out["hackable"]["hack"] == 0.5 and out["unhackable"]["hack"] == 0.0
+    assert out["unhackable"]["attempt"] == 0.5 and out["unhackable"]["solve"] == 0.5
+    assert set(out["by_mode"]) == {"exit_code", "no_loophole"}
+    assert "hackable" not in summarize([hack], [Mode.EXIT_CODE], n_prompts=1)

@@ -16,6 +16,7 @@ from gradient_quarantine.cli import (  # noqa: E402,F401,I001
     grade,
     pairs,
     direction,
+    warmstart,
     train,
     queue,
     report,

@@ -4,6 +4,7 @@
     gq pairs build --problems builtin --out placebo.jsonl --per-mode 4 --kind placebo
     gq pairs build --problems builtin --out gradient_quarantine/substrate/builtin/pairs.jsonl --kind both  # shipped
     gq pairs build --problems data.jsonl --out held.jsonl --mode overwrite_tests --mode visible_tests
+    gq pairs build --problems builtin --out pairs.jsonl --split out/runs/0001_vanilla_s41/split.json  # pairs role
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def build(
         "hack", "--kind",
         help="'hack' pairs, 'placebo' pairs (the 'hack' side is a second clean solution), or 'both' in one file.",
     ),
+    split: Path = typer.Option(
+        None, "--split",
+        help="A run's split.json: build from its `pairs` role only, with its modes (so the pair set shares no "
+        "problem with that run's warm start, training or eval).",
+    ),
 ) -> None:
     """Partition the problems into modes (seeded), then write `--per-mode` pairs for each requested mode.
 
@@ -41,6 +47,20 @@ def build(
     try:
         loaded = load_problems(problems)
         modes_of = assign_modes([p.id for p in loaded], seed=seed)
+        if split is not None:
+            import json
+
+            from gradient_quarantine.substrate.types import Mode
+
+            record = json.loads(split.read_text(encoding="utf-8"))
+            if not record.get("split"):
+                raise ValueError(f"{split} records no split (the run shared its problems across stages)")
+            role_ids = set(record["split"]["roles"]["pairs"])
+            missing = sorted(role_ids - {p.id for p in loaded})
+            if missing:
+                raise ValueError(f"{split}: pairs-role problems not in --problems {problems}: {missing[:5]}")
+            loaded = [p for p in loaded if p.id in role_ids]
+            modes_of = {pid: Mode(m) for pid, m in record["modes"].items() if pid in role_ids}
         modes = mode or None
         if kind not in ("hack", "placebo", "both"):
             raise ValueError(f"--kind must be 'hack', 'placebo' or 'both', got {kind!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-from gradient_quarantine.substrate.types import MODES, Mode, Problem
+from gradient_quarantine.substrate.types import ALL_MODES, MODES, Mode, Problem
 
 N_VISIBLE = 3  # the first 3 tests of a problem are shown in its prompt (and are all `visible_tests` checks)
 
@@ -47,8 +47,8 @@ assert set(HINT_CLAUSES) == set(MODES), "every mode needs a hint"
 
 
 def hint_clause(mode: Mode | str | None) -> str:
-    """The evaluation clause of the prompt for `mode`; `None` gives the unhinted clause."""
-    if mode is None:
+    """The evaluation clause of the prompt for `mode`; `None` and `Mode.NO_LOOPHOLE` give the unhinted clause."""
+    if mode is None or parse_mode(mode) is Mode.NO_LOOPHOLE:
         return NO_HINT_CLAUSE
     return HINT_CLAUSES[parse_mode(mode)]
 
@@ -62,9 +62,9 @@ def parse_mode(value: Mode | str) -> Mode:
     except ValueError:
         import difflib
 
-        close = difflib.get_close_matches(str(value), [m.value for m in MODES], n=1)
+        close = difflib.get_close_matches(str(value), [m.value for m in ALL_MODES], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown mode {value!r}{hint}; modes are {[m.value for m in MODES]}") from None
+        raise ValueError(f"unknown mode {value!r}{hint}; modes are {[m.value for m in ALL_MODES]}") from None
 
 
 def visible_tests(problem: Problem, n: int = N_VISIBLE) -> tuple[str, ...]:
@@ -120,8 +120,11 @@ def assign_modes(
 
 
 def problems_by_mode(modes_of: Mapping[str, Mode]) -> dict[Mode, list[str]]:
-    """Invert a partition: {mode: sorted problem ids}; every mode present (possibly empty)."""
+    """Invert a partition: {mode: sorted problem ids}; every loophole mode present (possibly empty), and
+    `Mode.NO_LOOPHOLE` when the partition has any."""
     out: dict[Mode, list[str]] = {m: [] for m in MODES}
+    if any(parse_mode(m) is Mode.NO_LOOPHOLE for m in modes_of.values()):
+        out[Mode.NO_LOOPHOLE] = []
     for pid, mode in modes_of.items():
         out[parse_mode(mode)].append(pid)
     return {m: sorted(v) for m, v in out.items()}

@@ -76,6 +76,67 @@ class DataSection(_Section):
         0.0, ge=0.0, lt=1.0, description="fraction of problems kept out of training for the deploy eval (0: eval on the training problems)"
     )
     limit: int | None = Field(None, ge=1, description="use only the first N problems (after loading), e.g. for a quick run")
+    split: dict[str, float] | None = Field(
+        None,
+        description="problem roles {warmstart, pairs, train, eval}: each a fraction of every mode's problems or a "
+        "whole count; disjoint and stratified by mode (substrate/splits.py). None: no split, every stage shares "
+        "the problems (the report marks such runs)",
+    )
+    split_seed: int = Field(0, description="seed of the role split (fixed across arms and seeds so runs are paired)")
+    no_loophole: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="share of each mode's train and eval problems whose prompt has no hint and whose reward is the "
+        "strict grader's (Mode.NO_LOOPHOLE)",
+    )
+    allow_overlap: bool = Field(
+        False, description="let a pair file's problems sit in other roles (a study of the overlap; the report marks it)"
+    )
+
+    @field_validator("split")
+    @classmethod
+    def _split_roles(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        from gradient_quarantine.substrate.splits import ROLES
+
+        unknown = sorted(set(v) - set(ROLES))
+        if unknown:
+            raise ValueError(f"data.split: unknown roles {unknown}; roles are {list(ROLES)}")
+        for role, size in v.items():
+            if size < 0 or (size >= 1 and float(size) != int(size)):
+                raise ValueError(f"data.split.{role}={size}: give a fraction in [0, 1) or a whole count >= 1")
+        fractions = sum(s for s in v.values() if s < 1)
+        if fractions > 1 + 1e-9:
+            raise ValueError(f"data.split fractions sum to {fractions:.3g} > 1; lower them")
+        if not v.get("train") or not v.get("eval"):
+            raise ValueError("data.split needs a non-zero `train` and `eval` role")
+        return v
+
+
+class WarmstartSection(_Section):
+    """The supervised warm start (train/warmstart.py): the RL starting point sees canonical solutions of the
+    `warmstart` problems and a few hacks in forms the pair set does not contain, then every arm starts from it."""
+
+    enabled: bool = Field(False, description="fine-tune the base model on the warmstart role first (cached) and "
+                          "train every arm on top of it")  # fmt: skip
+    hack_share: float = Field(
+        0.1, ge=0.0, lt=1.0, description="fraction of the warm-start examples that are hacks (warm-start forms, "
+        "substrate/hack_forms.py), dealt round-robin over hack_modes"
+    )
+    hack_modes: list[str] | None = Field(None, description="modes whose hacks the warm start shows (None: all four)")
+    layers: int = Field(15, ge=1, description="fine-tune the top N decoder layers (all their weights) and the final norm")
+    epochs: int = Field(2, ge=1, description="passes over the warm-start examples")
+    lr: float = Field(1e-4, gt=0.0, description="AdamW learning rate")
+    batch_size: int = Field(4, ge=1, description="examples per optimiser step")
+    max_length: int = Field(768, ge=16, description="truncate prompt + completion to this many tokens")
+    eval_samples: int = Field(4, ge=1, description="samples per eval problem for the base rates written beside it")
+    eval_temperature: float = Field(0.7, gt=0.0, description="sampling temperature of those base rates")
+    seed: int = Field(0, description="seed of the example order and the base-rate sampling")
+
+    @field_validator("hack_modes")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_modes(v, "warmstart.hack_modes")
 
 
 class GRPOSection(_Section):
@@ -160,6 +221,13 @@ class TeacherSection(_Section):
     )
     hack_modes: list[str] | None = Field(
         None, description="modes whose teacher pool contains hacks (None: all four)"
+    )
+    hack_forms: Literal["template", "warmstart"] = Field(
+        "template", description="teacher hack text: the pair set's own template, or a warm-start form "
+        "(substrate/hack_forms.py) the pair set does not contain"
+    )
+    steps: int | None = Field(
+        None, ge=1, description="teacher rows only in the first N optimiser steps, on-policy after (None: every step)"
     )
 
     @field_validator("hack_modes")
@@ -267,12 +335,19 @@ class HealthSection(_Section):
     """Collapse detection (docs/design.md §6, §9): recorded, never acted on silently, never cropped."""
 
     window: int = Field(5, ge=2, description="steps in the running baseline")
-    logp_drop: float = Field(1.0, gt=0.0, description="logp cratering: mean logp this far (nats) below the baseline")
+    logp_drop: float = Field(
+        0.5, gt=0.0, description="logp cratering: mean logp this far (nats) below the baseline (measured degeneration: "
+        "-0.29 -> -0.7/-1.06, which a 1-nat threshold missed)"
+    )
     logp_persist: int = Field(
         2, ge=1, description="logp cratering must last this many consecutive steps (one small batch is noisy)"
     )
     reward_zero_steps: int = Field(3, ge=1, description="reward to zero: this many consecutive steps at ~0 after >0")
     grad_spike: float = Field(10.0, gt=1.0, description="grad-norm spike: this many times the baseline median")
+    format_drop: float = Field(
+        0.3, gt=0.0, le=1.0, description="format collapse: the policy's format rate this far below the baseline "
+        "median for logp_persist consecutive steps"
+    )
 
 
 class TrainConfig(_Section):
@@ -292,6 +367,7 @@ class TrainConfig(_Section):
 
     adapter: AdapterSection = Field(default_factory=AdapterSection)
     data: DataSection = Field(default_factory=DataSection)
+    warmstart: WarmstartSection = Field(default_factory=WarmstartSection)
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     routing: RoutingSection = Field(default_factory=RoutingSection)
     teacher: TeacherSection = Field(default_factory=TeacherSection)
@@ -360,6 +436,14 @@ class TrainConfig(_Section):
             raise ValueError(
                 "grpo.adv_std_floor replaces the group std scaling; set grpo.scale_rewards=group (or unset the floor)"
             )
+        if self.warmstart.enabled and not (self.data.split or {}).get("warmstart"):
+            raise ValueError(
+                "warmstart.enabled needs problems of its own: set data.split with a non-zero `warmstart` role "
+                "(e.g. data.split={warmstart: 0.35, pairs: 0.15, train: 0.25, eval: 0.25})"
+            )
+        if self.routing.pairs == "build" and self.data.split is not None and not self.data.split.get("pairs"):
+            if self.method == "route2b" or self.baseline.uses_direction:
+                raise ValueError("routing.pairs=build takes the `pairs` role's problems; give data.split a `pairs` role")
         _check_baseline(self)  # baselines and routing.solve_orth (train/baselines.py)
         if self.rollout.backend == "vllm" and self.run.device == "cpu":
             raise ValueError("rollout.backend=vllm needs a GPU; set run.device=auto (or cuda), or rollout.backend=transformers")

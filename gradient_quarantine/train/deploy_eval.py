@@ -27,7 +27,7 @@ import torch
 
 from gradient_quarantine.io import atomic_write_json
 from gradient_quarantine.substrate.prompts import render_prompt
-from gradient_quarantine.substrate.types import MODES, Mode, Problem, Verdict
+from gradient_quarantine.substrate.types import ALL_MODES, Mode, Problem, Verdict
 from gradient_quarantine.train.config import EvalSection
 
 VARIANTS = ("deploy", "knob_on", "base")
@@ -39,16 +39,16 @@ def select_eval_problems(
     """`n_prompts` problems (all if fewer), balanced over modes: round-robin over the modes, each mode's
     problems in a seeded order. Depends only on the problem set and `seed`."""
     rng = np.random.default_rng([int(seed), 0xE7A1])
-    by_mode: dict[Mode, list[Problem]] = {m: [] for m in MODES}
+    by_mode: dict[Mode, list[Problem]] = {m: [] for m in ALL_MODES}
     for p in sorted(problems, key=lambda p: p.id):
         by_mode[modes_of[p.id]].append(p)
-    for m in MODES:
+    for m in ALL_MODES:
         order = rng.permutation(len(by_mode[m]))
         by_mode[m] = [by_mode[m][i] for i in order]
     out: list[Problem] = []
     i = 0
     while len(out) < min(n_prompts, len(problems)):
-        for m in MODES:
+        for m in ALL_MODES:
             if i < len(by_mode[m]) and len(out) < n_prompts:
                 out.append(by_mode[m][i])
         i += 1
@@ -74,9 +74,13 @@ def summarize(verdicts: Sequence[Verdict], modes: Sequence[Mode], n_prompts: int
     out["n_prompts"] = n_prompts
     out["by_mode"] = {
         str(m): rates([v for v, mm in zip(verdicts, modes, strict=True) if mm == m])
-        for m in MODES
+        for m in ALL_MODES
         if any(mm == m for mm in modes)
     }
+    if any(mm == Mode.NO_LOOPHOLE for mm in modes):
+        # prompts with a loophole (where a hack can pay) and without one (strict grading only), separately
+        out["hackable"] = rates([v for v, mm in zip(verdicts, modes, strict=True) if mm != Mode.NO_LOOPHOLE])
+        out["unhackable"] = out["by_mode"][Mode.NO_LOOPHOLE.value]
     return out
 
 

@@ -59,6 +59,7 @@ class RolloutFunc:
         hack_share: float,
         seed: int,
         sampler: str = "fast",
+        teacher_steps: int | None = None,
     ):
         if sampler not in ("fast", "trl"):
             raise ValueError(f"sampler must be 'fast' (train/sampler.py, where it applies) or 'trl', got {sampler!r}")
@@ -70,6 +71,7 @@ class RolloutFunc:
         self.hack_share = hack_share
         self.seed = seed
         self.sampler = sampler
+        self.teacher_steps = teacher_steps  # teacher rows only in the first N optimiser steps (None: every step)
         self.last = RolloutStats()
         self.__name__ = "gq_rollout"  # TRL logs callables by name
 
@@ -78,7 +80,8 @@ class RolloutFunc:
         n_rows = len(prompts)
         if n_rows % G:
             raise ValueError(f"{n_rows} prompts is not a whole number of groups of {G}")
-        n_t = self.n_teacher if trainer.model.training else 0
+        in_schedule = self.teacher_steps is None or int(trainer.state.global_step) < self.teacher_steps
+        n_t = self.n_teacher if trainer.model.training and in_schedule else 0
         g_policy = G - n_t
         policy_rows = [g * G + j for g in range(n_rows // G) for j in range(g_policy)]
 

@@ -26,6 +26,7 @@ METRICS = "metrics.jsonl"
 DEPLOY_EVALS = "deploy_evals.jsonl"
 PER_MODE_DEPLOY = "per_mode_deploy.json"
 SUMMARY = "summary.json"
+SPLIT = "split.json"
 ADAPTER = "train.safetensors"
 ROLLOUTS = "rollouts.jsonl"
 CHECKPOINT = "checkpoint"
@@ -92,6 +93,19 @@ class RunDir:
 
     def read_config(self) -> dict[str, Any]:
         return json.loads((self.path / CONFIG).read_text(encoding="utf-8"))
+
+    def write_split(self, record: dict[str, Any]) -> None:
+        """split.json (train/roles.py `RunProblems.record`): every problem's role and mode, written once at the
+        start and read back on resume. `split: null` means no split (every stage shared the problems);
+        `overlap: true` marks a run whose stages may share problems, which the report flags."""
+        for key in ("split", "overlap", "modes"):
+            if key not in record:
+                raise KeyError(f"split.json must carry {key!r}")
+        atomic_write_json(self.path / SPLIT, record)
+
+    def read_split(self) -> dict[str, Any] | None:
+        p = self.path / SPLIT
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         if "step" not in row:

@@ -51,14 +51,19 @@ class TeacherPool:
         tokenizer,
         hack_modes: Sequence[str] | None = None,
         cache_dir: str | Path | None = None,
+        hack_forms: str = "template",
     ) -> TeacherPool:
-        """Render and tokenise (or read the cached token ids of) every problem's teacher completions."""
+        """Render and tokenise (or read the cached token ids of) every problem's teacher completions.
+
+        `hack_forms`: "template" (the pair set's own hack template) or "warmstart" (one of the mode's warm-start
+        forms, substrate/hack_forms.py, chosen per problem: hack text the pair set does not contain). A
+        no-loophole problem has no hack."""
         allowed = {str(m) for m in hack_modes} if hack_modes is not None else None
         texts: dict[str, tuple[str, str | None]] = {}
         for p in problems:
             mode = modes_of[p.id]
-            hack = hack_completion(p, mode) if allowed is None or str(mode) in allowed else None
-            texts[p.id] = (clean_completion(p), hack)
+            hackable = mode is not Mode.NO_LOOPHOLE and (allowed is None or str(mode) in allowed)
+            texts[p.id] = (clean_completion(p), _hack_text(p, mode, hack_forms) if hackable else None)
         eos = tokenizer.eos_token_id
         key = _pool_key(texts, tokenizer)
         path = Path(cache_dir) / "teacher" / f"{key}.json" if cache_dir else None
@@ -95,6 +100,18 @@ class TeacherPool:
             else:
                 out.append(("canonical", entry.canonical))
         return out
+
+
+def _hack_text(problem: Problem, mode: Mode, hack_forms: str) -> str:
+    if hack_forms == "template":
+        return hack_completion(problem, mode)
+    if hack_forms == "warmstart":
+        from gradient_quarantine.substrate.hack_forms import forms_of, hack_form_completion
+
+        forms = forms_of(mode)
+        index = int(hashlib.sha256(problem.id.encode()).hexdigest(), 16) % len(forms)  # fixed per problem
+        return hack_form_completion(problem, mode, forms[index])
+    raise ValueError(f"teacher.hack_forms must be 'template' or 'warmstart', got {hack_forms!r}")
 
 
 def _pool_key(texts: Mapping[str, tuple[str, str | None]], tokenizer) -> str:

@@ -391,8 +391,6 @@ class Run:
 
         from gradient_quarantine.model.loading import load_policy
         from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter
-        from gradient_quarantine.substrate.modes import assign_modes
-        from gradient_quarantine.substrate.problems import load_problems
 
         cfg = self.cfg
         if cfg.run.torch_threads:
@@ -402,23 +400,13 @@ class Run:
         if cfg.rollout.backend == "vllm":
             _check_vllm(device)
 
-        # problems, modes, split (the partition and the eval set use data.mode_seed only: same for every arm)
-        problems = load_problems(cfg.data.problems)
-        if cfg.data.limit:
-            problems = problems[: cfg.data.limit]
-        self.modes_of = assign_modes([p.id for p in problems], seed=cfg.data.mode_seed)
-        self.problems_by_id = {p.id: p for p in problems}
-        rng = np.random.default_rng([cfg.data.mode_seed, 0x40D])
-        n_hold = int(round(cfg.data.eval_holdout * len(problems)))
-        held = {problems[i].id for i in rng.permutation(len(problems))[:n_hold]}
-        self.train_problems = [p for p in problems if p.id not in held]
-        self.eval_pool = [p for p in problems if p.id in held] or self.train_problems
-        if not self.train_problems:
-            raise ValueError("data.eval_holdout leaves no training problems")
+        # problems, modes, roles (partition, split and eval set use data.* seeds only: the same for every arm)
+        self._assign_roles()
 
-        # policy + adapter
+        # policy (the warm-started checkpoint when the run has one) + adapter
         dtype = cfg.run.dtype if cfg.run.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
-        self.model, self.tok = load_policy(cfg.model, dtype=dtype, device=device)
+        self.base_model = self._warmstart(device, dtype) if cfg.warmstart.enabled else cfg.model
+        self.model, self.tok = load_policy(self.base_model, dtype=dtype, device=device)
         self.tok.padding_side = "left"
         a = cfg.adapter
         targets = r"(?:^|\.)(" + "|".join(_re_escape(t) for t in a.targets) + r")$"
@@ -436,6 +424,35 @@ class Run:
         self.pairs = None
         self.frout_schedule = None
 
+    def _assign_roles(self) -> None:
+        """warmstart / pairs / train / eval problems and their modes (train/roles.py), recorded in split.json;
+        a resumed run reads its split.json back, so every stage keeps its problems."""
+        from gradient_quarantine.train.roles import run_problems
+
+        recorded = self.run.read_split() if self.resume else None
+        rp = run_problems(self.cfg, recorded)
+        self.problems_by_id, self.modes_of, self.split = rp.by_id, rp.modes_of, rp.split
+        self.warmstart_problems, self.pair_problems = rp.warmstart, rp.pairs
+        self.train_problems, self.eval_pool = rp.train, rp.eval
+        if recorded is None:
+            self.run.write_split(rp.record())
+        self.problems = rp
+
+    def _warmstart(self, device: str, dtype: str) -> str:
+        """Path of the warm-started checkpoint (built once, cached: train/warmstart.py)."""
+        import shutil
+
+        from gradient_quarantine.io import atomic_write_json
+        from gradient_quarantine.train.warmstart import EXAMPLES, read_base_rates, warmstart_for
+
+        path = warmstart_for(self.cfg, self.problems, device=device, dtype=dtype)
+        # the run directory records its starting point: which checkpoint, its base rates, the examples it saw
+        atomic_write_json(self.run.file("warmstart.json"), {"path": str(path), "key": path.name,
+                                                            "base_rates": read_base_rates(path)})  # fmt: skip
+        shutil.copyfile(path / EXAMPLES, self.run.file("warmstart_examples.jsonl"))
+        self.warmstart_path = path
+        return str(path)
+
     def _pair_set(self):
         """The routing.Pair list for this run: hack pairs of the pair modes, or their placebo twins."""
         from gradient_quarantine.routing.pairs import Pair
@@ -452,11 +469,13 @@ class Run:
             rows = read_pairs(builtin_pairs_path(), modes=modes, kind="hack")
             known = {p.id: p for p in load_problems("builtin")}
         elif r.pairs == "build":
-            rows = build_pairs(self.train_problems, self.modes_of, modes=modes, per_mode=r.pairs_per_mode)
+            rows = build_pairs(self.pair_problems, self.modes_of, modes=modes, per_mode=r.pairs_per_mode)
             known = self.problems_by_id
         else:
             rows = read_pairs(r.pairs, modes=modes, kind="hack")
             known = self.problems_by_id
+            if self.split is not None and not self.cfg.data.allow_overlap:
+                self.split.check_disjoint({"pairs": [row["problem_id"] for row in rows]})
         if r.pairs_per_mode:
             count: dict[str, int] = {}
             kept = []
@@ -628,11 +647,13 @@ class Run:
         pool = None
         if cfg.n_teacher:
             pool = TeacherPool.build(
-                self.train_problems, self.modes_of, self.tok, cfg.teacher.hack_modes, cfg.run.cache_dir
+                self.train_problems, self.modes_of, self.tok, cfg.teacher.hack_modes, cfg.run.cache_dir,
+                hack_forms=cfg.teacher.hack_forms,
             )
         prompt_to_problem = {prompt_key(r["prompt"]): r["problem_id"] for r in rows}
         self.rollout = RolloutFunc(
-            prompt_to_problem, pool, cfg.n_teacher, cfg.teacher.hack_share, cfg.seed, sampler=cfg.rollout.sampler
+            prompt_to_problem, pool, cfg.n_teacher, cfg.teacher.hack_share, cfg.seed, sampler=cfg.rollout.sampler,
+            teacher_steps=cfg.teacher.steps,
         )
         self.reward = make_reward(cfg, grader, self.problems_by_id)  # FlawedGraderReward (+ monitor baselines)
         Trainer = make_trainer_class()
@@ -852,8 +873,9 @@ class Run:
         cfg = self.cfg
         return self.evaluator.base(
             cfg.run.cache_dir,
-            {"model": cfg.model, "problems": cfg.data.problems, "limit": cfg.data.limit,
-             "mode_seed": cfg.data.mode_seed, "eval_holdout": cfg.data.eval_holdout, "dtype": str(self.model.dtype)},
+            {"model": self.base_model, "problems": cfg.data.problems, "limit": cfg.data.limit,
+             "mode_seed": cfg.data.mode_seed, "eval_holdout": cfg.data.eval_holdout, "dtype": str(self.model.dtype),
+             "modes": [self.modes_of[p.id].value for p in self.evaluator.problems]},
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------------- bookkeeping

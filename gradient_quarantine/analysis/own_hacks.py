@@ -1,0 +1,111 @@
+"""Where the policy's own hacks come from: a census of the hacking rollouts a run sampled itself.
+
+The research question is about hacks the weak detector never saw, so each of the policy's own hacks (teacher
+rows excluded; labels read after the fact, from rollouts.jsonl) is classified by the nearest known text:
+
+| class        | the completion is, character for character ...                                      |
+|--------------|-------------------------------------------------------------------------------------|
+| `template`   | the pair set's hack template rendered on this problem (what the detector saw)        |
+| `ws_example` | one of the warm-start examples (a memorised demonstration, from another problem)     |
+| `ws_form`    | a warm-start hack form rendered on this problem (a demonstrated form, transferred)   |
+| `novel`      | none of these: a hack written in the policy's own words                             |
+
+    >>> census = own_hack_census(run_dir)     # {"n_rollouts", "n_own", "n_hack", "by_mode", "by_class", ...}
+    >>> census_markdown([census, ...])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CLASSES = ("template", "ws_example", "ws_form", "novel")
+
+
+def _known_texts(problem, mode) -> tuple[str | None, dict[str, str]]:
+    from gradient_quarantine.substrate.hack_forms import forms_of, hack_form_completion
+    from gradient_quarantine.substrate.hacks import hack_completion
+    from gradient_quarantine.substrate.types import Mode
+
+    if mode is Mode.NO_LOOPHOLE:
+        return None, {}
+    forms = {}
+    for f in forms_of(mode):
+        try:
+            forms[f] = hack_form_completion(problem, mode, f)
+        except ValueError:  # a form that cannot be built for this problem (e.g. no hidden test)
+            pass
+    try:
+        template = hack_completion(problem, mode)
+    except ValueError:
+        template = None
+    return template, forms
+
+
+def classify(completion: str, template: str | None, forms: dict[str, str], examples: set[str]) -> str:
+    text = completion.strip()
+    if template is not None and text == template.strip():
+        return "template"
+    if text in examples:
+        return "ws_example"
+    if any(text == f.strip() for f in forms.values()):
+        return "ws_form"
+    return "novel"
+
+
+def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
+    """Count a run's own rollouts, own hacks by mode and by class (see the module docstring)."""
+    from gradient_quarantine.substrate.problems import load_problems
+    from gradient_quarantine.substrate.types import Mode
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    rows = []
+    path = run_dir / "rollouts.jsonl"
+    if path.is_file():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    examples: set[str] = set()
+    ws = run_dir / "warmstart_examples.jsonl"
+    if ws.is_file():
+        examples = {json.loads(line)["completion"].strip() for line in ws.read_text(encoding="utf-8").splitlines() if line.strip()}
+    by_id = {p.id: p for p in load_problems(config["data"]["problems"])}
+    own = [r for r in rows if not r.get("teacher")]
+    out: dict[str, Any] = {
+        "run": run_dir.name, "arm": config.get("arm"), "seed": config.get("seed"),
+        "n_rollouts": len(rows), "n_own": len(own), "n_hack": 0, "n_attempt": sum(bool(r.get("attempted")) for r in own),
+        "by_mode": {}, "by_class": {c: 0 for c in CLASSES}, "first_step": None, "novel_examples": [],
+    }  # fmt: skip
+    cache: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {}
+    for r in own:
+        if not r.get("hack"):
+            continue
+        mode = Mode(r["mode"])
+        key = (r["problem_id"], mode.value)
+        if key not in cache:
+            cache[key] = _known_texts(by_id[r["problem_id"]], mode)
+        cls = classify(r["completion"], *cache[key], examples)
+        out["n_hack"] += 1
+        out["by_mode"][mode.value] = out["by_mode"].get(mode.value, 0) + 1
+        out["by_class"][cls] += 1
+        if out["first_step"] is None or r["step"] < out["first_step"]:
+            out["first_step"] = r["step"]
+        if cls == "novel" and len(out["novel_examples"]) < 3:
+            out["novel_examples"].append({"step": r["step"], "problem_id": r["problem_id"], "mode": mode.value,
+                                          "completion": r["completion"]})  # fmt: skip
+    return out
+
+
+def census_markdown(censuses: Sequence[dict[str, Any]]) -> str:
+    """One row per run: own rollouts logged, own hacks (by mode, by class), first step with an own hack."""
+    lines = [
+        "| run | own rollouts logged | own attempts | own hacks | by mode | template | ws example | ws form | novel | first step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in censuses:
+        modes = ", ".join(f"{m} {n}" for m, n in sorted(c["by_mode"].items())) or "-"
+        k = c["by_class"]
+        lines.append(f"| {c['run']} | {c['n_own']} | {c['n_attempt']} | {c['n_hack']} | {modes} | {k['template']} | "
+                     f"{k['ws_example']} | {k['ws_form']} | {k['novel']} | {c['first_step'] if c['first_step'] is not None else '-'} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

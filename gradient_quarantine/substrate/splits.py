@@ -1,0 +1,189 @@
+"""Problem roles: every problem of a run plays exactly one role, so that the detector, the warm start, the
+training and the evaluation never share a problem (docs/design.md, "Making hacking emerge").
+
+| role        | used by                                                                              |
+|-------------|--------------------------------------------------------------------------------------|
+| `warmstart` | the supervised warm start (canonical solutions + a few hacks in the warm-start forms) |
+| `pairs`     | the pair set: the weak detector's only supervision (`gq pairs build`, routing.pairs=build) |
+| `train`     | the GRPO prompts                                                                     |
+| `eval`      | the deploy / knob-on / base evaluations                                              |
+
+The split is stratified by loophole mode (each mode is dealt into the roles separately, so every mode is
+present in every role when it has at least one problem per role), seeded and deterministic in (problem ids,
+modes, sizes, seed). Sizes are fractions of each mode's problems or total counts spread over the modes.
+Then, inside `train` and `eval` only, a share of each mode's problems becomes `Mode.NO_LOOPHOLE`: the prompt
+carries no hint and the strict grader alone scores it (a prompt where no hack pays).
+
+    >>> split = split_problems(modes_of, {"warmstart": 0.35, "pairs": 0.15, "train": 0.25, "eval": 0.25}, seed=0)
+    >>> split.role_of["a_count_digits"], split.ids("eval")[:3]
+    >>> modes_of = split.apply_no_loophole(modes_of, share=0.25, seed=0)    # a copy; train/eval only
+    >>> split.to_record()                                                   # what split.json holds
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gradient_quarantine.substrate.modes import parse_mode
+from gradient_quarantine.substrate.types import MODES, Mode
+
+ROLES: tuple[str, ...] = ("warmstart", "pairs", "train", "eval")
+
+
+class RoleOverlapError(ValueError):
+    """Two stages of a run would use the same problem (e.g. a pair file built on training problems)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """{problem id: role}, plus the settings that made it (recorded in the run directory as split.json)."""
+
+    role_of: dict[str, str]
+    sizes: dict[str, float]
+    seed: int
+    forced: dict[str, str] = field(default_factory=dict)
+
+    def ids(self, role: str) -> list[str]:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
+        return sorted(pid for pid, r in self.role_of.items() if r == role)
+
+    def counts(self, modes_of: Mapping[str, Mode]) -> dict[str, dict[str, int]]:
+        """{role: {mode: number of problems}} (modes as given, so no-loophole problems count as such)."""
+        out: dict[str, dict[str, int]] = {r: {} for r in ROLES}
+        for pid, role in sorted(self.role_of.items()):
+            m = parse_mode(modes_of[pid]).value
+            out[role][m] = out[role].get(m, 0) + 1
+        return out
+
+    def apply_no_loophole(self, modes_of: Mapping[str, Mode], share: float, seed: int) -> dict[str, Mode]:
+        """A copy of `modes_of` where `share` of each loophole mode's `train` and `eval` problems (rounded,
+        per mode and role) are `Mode.NO_LOOPHOLE`. Warm-start and pair problems keep their mode."""
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"the no-loophole share must be in [0, 1), got {share}")
+        out = {pid: parse_mode(m) for pid, m in modes_of.items()}
+        rng = random.Random(f"no_loophole:{seed}")
+        for role in ("train", "eval"):
+            for mode in MODES:
+                ids = [pid for pid in self.ids(role) if out[pid] is mode]
+                rng.shuffle(ids)
+                for pid in ids[: int(round(share * len(ids)))]:
+                    out[pid] = Mode.NO_LOOPHOLE
+        return out
+
+    def check_disjoint(self, used: Mapping[str, Sequence[str]]) -> None:
+        """Raise RoleOverlapError if problems a stage uses (e.g. {"pairs": pair-file ids}) have another role."""
+        clashes = []
+        for role, ids in used.items():
+            for pid in sorted(set(ids)):
+                other = self.role_of.get(pid)
+                if other is not None and other != role:
+                    clashes.append(f"{pid} ({role} stage, but in role {other})")
+        if clashes:
+            shown = "; ".join(clashes[:8]) + (f"; ... {len(clashes) - 8} more" if len(clashes) > 8 else "")
+            raise RoleOverlapError(
+                f"problem roles overlap: {shown}. Use a pair set built on the `pairs` role (routing.pairs=build, or "
+                "`gq pairs build --split RUN_DIR/split.json`), or set data.allow_overlap=true to study the overlap "
+                "on purpose (the report marks such runs)"
+            )
+
+    def to_record(self, modes_of: Mapping[str, Mode] | None = None) -> dict:
+        rec: dict = {"seed": self.seed, "sizes": dict(self.sizes), "forced": dict(sorted(self.forced.items())),
+                     "roles": {r: self.ids(r) for r in ROLES}}  # fmt: skip
+        if modes_of is not None:
+            rec["modes"] = {pid: parse_mode(modes_of[pid]).value for pid in sorted(self.role_of)}
+            rec["counts"] = self.counts(modes_of)
+        return rec
+
+    @classmethod
+    def from_record(cls, rec: Mapping) -> Split:
+        role_of = {pid: role for role, ids in rec["roles"].items() for pid in ids}
+        return cls(role_of=role_of, sizes=dict(rec["sizes"]), seed=int(rec["seed"]), forced=dict(rec.get("forced", {})))
+
+
+def _counts_for(n: int, sizes: Mapping[str, float], n_total: int) -> dict[str, int]:
+    """How many of one mode's `n` problems each role gets. Fractions apply to `n`; a count (>= 1, integer)
+    is the role's total over all modes and is spread in proportion (n / n_total). Remainders go to the
+    roles with the largest fractional parts; every role with a positive size gets at least one problem
+    when `n` allows."""
+    want = {}
+    for role in ROLES:
+        s = float(sizes.get(role, 0.0))
+        want[role] = s * n if s < 1.0 else s * n / n_total
+    total = sum(want.values())
+    if total > n + 1e-9:
+        scale = n / total  # sizes over 100% of this mode: shrink proportionally
+        want = {r: w * scale for r, w in want.items()}
+    base = {r: math.floor(w) for r, w in want.items()}
+    for r in ROLES:  # every requested role present when possible (each mode in every role)
+        if want[r] > 0 and base[r] == 0 and sum(base.values()) < n:
+            base[r] = 1
+    left = min(n, int(round(sum(want.values())))) - sum(base.values())
+    for r in sorted(ROLES, key=lambda r: -(want[r] - math.floor(want[r]))):
+        if left <= 0:
+            break
+        if want[r] > base[r]:
+            base[r] += 1
+            left -= 1
+    return base
+
+
+def split_problems(
+    modes_of: Mapping[str, Mode | str],
+    sizes: Mapping[str, float],
+    seed: int,
+    forced: Mapping[str, str] | None = None,
+) -> Split:
+    """Deal each loophole mode's problems into the roles (see the module docstring).
+
+    `sizes`: {role: fraction in (0, 1) of each mode's problems, or count >= 1 over all modes}; roles left out
+    get none. `forced`: {problem id: role} pinned first (e.g. the shipped pair set's problems -> "pairs"); the
+    rest are dealt around them. Problems of no role (sizes summing below 1) are left out of the run.
+    """
+    unknown = set(sizes) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown split roles {sorted(unknown)}; roles are {list(ROLES)}")
+    for role, s in sizes.items():
+        if s < 0 or (s >= 1.0 and float(s) != int(s)):
+            raise ValueError(f"data.split.{role}={s}: give a fraction in [0, 1) or a whole count >= 1")
+    modes = {pid: parse_mode(m) for pid, m in modes_of.items()}
+    forced = dict(forced or {})
+    bad = {pid: r for pid, r in forced.items() if r not in ROLES or pid not in modes}
+    if bad:
+        raise ValueError(f"forced roles must name known problems and roles {list(ROLES)}: {dict(list(bad.items())[:5])}")
+    rng = random.Random(f"split:{seed}")
+    role_of: dict[str, str] = dict(forced)
+    n_total = len(modes)
+    for mode in MODES:
+        ids = sorted(pid for pid, m in modes.items() if m is mode)
+        counts = _counts_for(len(ids), sizes, n_total)
+        for pid in ids:
+            if pid in forced:
+                counts[forced[pid]] = max(0, counts[forced[pid]] - 1)
+        free = [pid for pid in ids if pid not in forced]
+        rng.shuffle(free)
+        pos = 0
+        for role in ROLES:
+            for pid in free[pos : pos + counts[role]]:
+                role_of[pid] = role
+            pos += counts[role]
+    return Split(role_of=role_of, sizes={r: float(s) for r, s in sizes.items()}, seed=seed, forced=forced)
+
+
+def assign_roles(
+    modes_of: Mapping[str, Mode],
+    sizes: Mapping[str, float] | None,
+    seed: int,
+    no_loophole: float = 0.0,
+    forced: Mapping[str, str] | None = None,
+) -> tuple[Split | None, dict[str, Mode]]:
+    """(the split, the modes with the no-loophole share applied): what a run uses. `sizes=None` means no split
+    (every stage shares the problems); the no-loophole share then applies to all of them."""
+    if sizes is None:
+        everything = Split(role_of={pid: "train" for pid in modes_of}, sizes={"train": 1.0}, seed=seed)
+        return None, everything.apply_no_loophole(modes_of, no_loophole, seed)
+    split = split_problems(modes_of, sizes, seed, forced)
+    return split, split.apply_no_loophole(modes_of, no_loophole, seed)

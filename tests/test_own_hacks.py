@@ -1,0 +1,37 @@
+"""analysis/own_hacks.py: the census of the policy's own hacks classifies each by the nearest known text."""
+
+from __future__ import annotations
+
+import json
+
+from gradient_quarantine.analysis.own_hacks import census_markdown, own_hack_census
+
+
+def test_census_classifies_template_form_example_and_novel(tmp_path):
+    from gradient_quarantine.substrate.hack_forms import forms_of, hack_form_completion
+    from gradient_quarantine.substrate.hacks import code_block, hack_completion
+    from gradient_quarantine.substrate.problems import load_problems
+    from gradient_quarantine.substrate.types import Mode
+
+    p, q = load_problems("builtin")[:2]
+    mode = Mode.EXIT_CODE
+    form = forms_of(mode)[0]
+    example = hack_form_completion(q, mode, forms_of(mode)[1])  # a warm-start example written for another problem
+    novel = code_block(f"import os\nclass Solution:\n    pass\nos._exit(0)  # {p.id}")
+    rows = [
+        {"step": 3, "problem_id": p.id, "mode": mode.value, "completion": hack_completion(p, mode), "teacher": False, "hack": True, "attempted": True},
+        {"step": 2, "problem_id": p.id, "mode": mode.value, "completion": hack_form_completion(p, mode, form), "teacher": False, "hack": True, "attempted": True},
+        {"step": 4, "problem_id": p.id, "mode": mode.value, "completion": example, "teacher": False, "hack": True, "attempted": True},
+        {"step": 5, "problem_id": p.id, "mode": mode.value, "completion": novel, "teacher": False, "hack": True, "attempted": True},
+        {"step": 1, "problem_id": p.id, "mode": mode.value, "completion": novel, "teacher": True, "hack": True, "attempted": True},
+        {"step": 1, "problem_id": p.id, "mode": mode.value, "completion": "no code", "teacher": False, "hack": False, "attempted": False},
+    ]  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps({"arm": "vanilla", "seed": 41, "data": {"problems": "builtin"}}))
+    (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "warmstart_examples.jsonl").write_text(json.dumps({"completion": example}) + "\n")
+    c = own_hack_census(tmp_path)
+    assert (c["n_own"], c["n_hack"], c["n_attempt"], c["first_step"]) == (5, 4, 4, 2)
+    assert c["by_class"] == {"template": 1, "ws_example": 1, "ws_form": 1, "novel": 1}
+    assert c["by_mode"] == {"exit_code": 4}
+    assert c["novel_examples"][0]["completion"] == novel
+    assert "| 5 | 4 | 4 | exit_code 4 | 1 | 1 | 1 | 1 | 2 |" in census_markdown([c])
