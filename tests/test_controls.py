@@ -60,3 +60,101 @@ def test_random_v_refuses_a_partner_shorter_than_itself(tmp_path):
     r = _run(tmp_path, ["routing.direction=random", f"routing.frout_from={partner}"])
     with pytest.raises(ValueError, match=r"no routing/frout for step\(s\) \[3\]"):
         r._frout_schedule()
+
+
+# ------------------------------------------------------------------------------- the per-token band
+
+
+def _token_scores_by_hand(model, tok, adapter, pairs, v_hat, side):
+    """Each side's sum_t ||G_t|| cos_t / sum_t ||G_t|| and its token frout under a band, from a per-token capture
+    of each sequence on its own (no batching), with the cosine over all modules' coordinates."""
+    import torch
+
+    from gradient_quarantine.routing.capture import GradCapture
+    from gradient_quarantine.routing.pairs import encode_batch
+
+    out = []
+    for p in pairs:
+        ids, att, cmask = encode_batch(tok, [p.prompt], [getattr(p, side)])
+        with GradCapture(adapter, per_token=True) as cap:
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=att).logits[:, :-1].float(), -1)
+            logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+            m = cmask[:, 1:].float()
+            ((logp * m).sum(1) / m.sum(1)).sum().backward()
+        Gt = torch.cat([(lambda a, b: a * b)(*cap.per_token(n))[0] for n in adapter.modules], -1)  # (T, sum R)
+        v = torch.cat([v_hat[n] for n in adapter.modules])
+        norm = Gt.norm(dim=-1)
+        cos = Gt @ v / (norm * v.norm()).clamp(min=1e-12)
+        out.append((cos, norm))
+    return out
+
+
+def test_token_band_is_calibrated_on_per_token_cosines(tiny_model_and_tokenizer):
+    """routing.gate=token gets its own band: lower/upper are the clean/hack sides' token-mass-weighted mean token
+    cosines (checked against a per-sequence per-token capture), not the whole-rollout cosines; it carries its
+    leave-one-pair-out separation; pair_gates gives each side's mass-weighted token frout under it."""
+    import torch
+    from routing_fixtures import make_pairs
+
+    from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter
+    from gradient_quarantine.routing.band import gate
+    from gradient_quarantine.routing.direction import extract_direction, pair_gates
+
+    model, tok = tiny_model_and_tokenizer
+    adapter = attach_svd_adapter(model, AdapterConfig(rank=8, knob_relation="disjoint", knob_rank=2))
+    pairs = make_pairs()
+    direction, rollout_band = extract_direction(model, adapter, tok, pairs, k=1, batch_size=3)
+    tdir, token_band = extract_direction(model, adapter, tok, pairs, k=1, batch_size=3, granularity="token")
+    for n in direction.v_hat:  # the same direction; only the band differs
+        torch.testing.assert_close(tdir.v_hat[n], direction.v_hat[n], atol=1e-5, rtol=1e-4)
+    assert rollout_band.granularity == "rollout" and token_band.granularity == "token"
+    for side, got in (("hack", token_band.hack_cos), ("clean", token_band.clean_cos)):
+        by_hand = _token_scores_by_hand(model, tok, adapter, pairs, direction.v_hat, side)
+        want = [float((c * w).sum() / w.sum()) for c, w in by_hand]
+        assert got == pytest.approx(want, abs=1e-4)
+    assert token_band.lower == pytest.approx(sum(token_band.clean_cos) / len(pairs))
+    assert token_band.upper == pytest.approx(sum(token_band.hack_cos) / len(pairs))
+    # per-token scores are smaller than whole-rollout cosines (|sum_t G_t| <= sum_t |G_t|): a narrower band
+    assert 0 < token_band.width < rollout_band.width
+    assert token_band.loo_separation is not None
+    # the gate on the pairs at token granularity: each side's mass-weighted share of routed tokens
+    fh, fc = pair_gates(model, adapter, tok, pairs, direction, token_band, batch_size=3)
+    for f, side in ((fh, "hack"), (fc, "clean")):
+        by_hand = _token_scores_by_hand(model, tok, adapter, pairs, direction.v_hat, side)
+        want = [float((gate(c, token_band) * w).sum() / w.sum()) for c, w in by_hand]
+        assert f.tolist() == pytest.approx(want, abs=1e-4)
+    assert float(fh.mean()) > float(fc.mean())  # hack tokens are routed more than clean tokens
+
+
+# ------------------------------------------------------------------------------- held-out pairs
+
+
+@pytest.mark.parametrize("gate", ["rollout", "token"])
+def test_gate_is_logged_on_held_out_pairs(tmp_path, gate):
+    """routing.heldout_pairs_per_mode: per mode, pairs after the calibration ones are kept out of v_grad and the
+    band, and the band's gate on them is logged beside the in-sample one (routing/pair_gate_*,
+    routing/heldout_gate_*), at the gate's granularity."""
+    from gradient_quarantine.routing.band import band_stats
+
+    r = _run(tmp_path, [f"routing.gate={gate}", "routing.pairs_per_mode=2", "routing.heldout_pairs_per_mode=1"],
+             setup=True)  # fmt: skip
+    r.pairs = r._pair_set()
+    assert len(r.pairs) == 8 and len(r.heldout_pairs) == 4  # 4 modes x (2 calibration + 1 held out)
+    assert not {p.hack for p in r.pairs} & {p.hack for p in r.heldout_pairs}
+    direction, band = r.extract_direction()
+    assert band.granularity == gate and band.n_heldout == 4 and len(band.hack_cos) == 8
+    stats = band_stats(band)
+    for key in ("pair_gate_hack", "pair_gate_clean", "heldout_gate_hack", "heldout_gate_clean"):
+        assert 0.0 <= stats[f"routing/{key}"] <= 1.0
+    if gate == "rollout":  # in sample: the band's gate on its own pairs' cosines
+        import torch
+
+        from gradient_quarantine.routing.band import gate as band_gate
+
+        want = float(band_gate(torch.tensor(band.hack_cos), band).mean())
+        assert stats["routing/pair_gate_hack"] == pytest.approx(want)
+    # a frout-matched control gates by its target, not its band: no gate on pairs is claimed for it
+    c = _run(tmp_path / "ctrl", ["routing.direction=random", "routing.frout_target=0.3",
+                                 "routing.heldout_pairs_per_mode=1"], setup=True)  # fmt: skip
+    c.pairs, c.frout_schedule = c._pair_set(), c._frout_schedule()
+    assert c.extract_direction()[1].heldout_gate_hack is None

@@ -34,12 +34,21 @@ from gradient_quarantine.io import atomic_write_json
 GATE_ATOL = 1e-6
 
 
+GRANULARITIES = ("rollout", "token")
+
+
 @dataclass
 class Band:
-    """A calibrated band. `hack_cos[i]`, `clean_cos[i]`: cosines of pair i's two sides with `v_hat`.
+    """A calibrated band. `hack_cos[i]`, `clean_cos[i]`: pair i's two sides' scores with `v_hat`: the cosine of
+    the side's gradient (`granularity="rollout"`), or the token-mass-weighted mean of its per-token cosines
+    (`"token"`, the band of the per-token gate: `sum_t ||G_t|| cos_t / sum_t ||G_t||`, see
+    `direction.token_scores`).
 
     `loo_separation` (optional, filled by `extract_direction`): fraction of pairs that the band and direction
     calibrated *without* them still separate (see `direction.leave_one_out_separation`).
+    Label-free gauges of the gate on pairs (optional, filled by the trainer; see `direction.pair_gates`): the mean
+    gate on the hack and clean sides of the calibration pairs (`pair_gate_*`, in sample) and of `n_heldout`
+    held-out pairs that took no part in the direction or the band (`heldout_gate_*`).
     """
 
     lower: float
@@ -47,11 +56,19 @@ class Band:
     hack_cos: list[float] = field(default_factory=list)
     clean_cos: list[float] = field(default_factory=list)
     loo_separation: float | None = None
+    granularity: str = "rollout"
+    pair_gate_hack: float | None = None
+    pair_gate_clean: float | None = None
+    heldout_gate_hack: float | None = None
+    heldout_gate_clean: float | None = None
+    n_heldout: int = 0
 
     def __post_init__(self) -> None:
         self.lower, self.upper = float(self.lower), float(self.upper)
         if not (math.isfinite(self.lower) and math.isfinite(self.upper)):
             raise ValueError(f"band bounds must be finite, got lower={self.lower}, upper={self.upper}")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"band granularity {self.granularity!r}: one of {GRANULARITIES}")
         if len(self.hack_cos) != len(self.clean_cos):
             raise ValueError(
                 f"hack_cos and clean_cos must have one entry per pair, got {len(self.hack_cos)} and {len(self.clean_cos)}"
@@ -66,19 +83,24 @@ class Band:
 
     @classmethod
     def from_dict(cls, d: dict) -> Band:
+        gauges = ("pair_gate_hack", "pair_gate_clean", "heldout_gate_hack", "heldout_gate_clean")
         return cls(
             lower=d["lower"],
             upper=d["upper"],
             hack_cos=list(d.get("hack_cos", [])),
             clean_cos=list(d.get("clean_cos", [])),
             loo_separation=d.get("loo_separation"),
+            granularity=d.get("granularity", "rollout"),  # band.json from before it was recorded: rollout
+            **{k: d.get(k) for k in gauges},
+            n_heldout=int(d.get("n_heldout") or 0),
         )
 
 
 def calibrate_band(
-    hack_cos: Sequence[float] | torch.Tensor, clean_cos: Sequence[float] | torch.Tensor
+    hack_cos: Sequence[float] | torch.Tensor, clean_cos: Sequence[float] | torch.Tensor, granularity: str = "rollout"
 ) -> Band:
-    """`lower = mean_i c_clean_i`, `upper = mean_i c_hack_i` (docs/architecture.md "Band")."""
+    """`lower = mean_i c_clean_i`, `upper = mean_i c_hack_i` (docs/architecture.md "Band"); `c` are the sides'
+    cosines (rollout gate) or token-mass-weighted mean token cosines (token gate)."""
     hack = torch.as_tensor(hack_cos, dtype=torch.float64).flatten()
     clean = torch.as_tensor(clean_cos, dtype=torch.float64).flatten()
     if hack.numel() == 0 or hack.numel() != clean.numel():
@@ -86,7 +108,8 @@ def calibrate_band(
             f"need the same, non-zero number of hack and clean cosines, got {hack.numel()} and {clean.numel()}"
         )
     return Band(
-        lower=clean.mean().item(), upper=hack.mean().item(), hack_cos=hack.tolist(), clean_cos=clean.tolist()
+        lower=clean.mean().item(), upper=hack.mean().item(), hack_cos=hack.tolist(), clean_cos=clean.tolist(),
+        granularity=granularity,
     )
 
 
@@ -209,6 +232,9 @@ def band_stats(band: Band) -> dict[str, float]:
     }
     if band.loo_separation is not None:
         out["routing/loo_separation"] = band.loo_separation
+    for key in ("pair_gate_hack", "pair_gate_clean", "heldout_gate_hack", "heldout_gate_clean"):
+        if getattr(band, key) is not None:
+            out[f"routing/{key}"] = getattr(band, key)
     return out
 
 

@@ -11,6 +11,15 @@ Math (docs/architecture.md "Pair differences and v_grad", docs/design.md §5):
 The band (`band.py`) is calibrated on the same pair gradients: `c_hack_i = cos(grad l(hack_i))`,
 `c_clean_i = cos(grad l(clean_i))`, `lower = mean c_clean`, `upper = mean c_hack`.
 
+The per-token gate scores each position's contribution `G_t` (sum_t G_t = G), whose cosines have another
+distribution (smaller, and about half of them positive on either side), so it gets its own band, calibrated the
+same way on per-token scores: each side's token-mass-weighted mean token cosine
+
+    s(side) = sum_t ||G_t|| cos(G_t, v_hat) / sum_t ||G_t|| = <G, v_hat> / (||v_hat|| sum_t ||G_t||)
+
+(the identity makes it cheap: the side's gradient and its token mass `sum_t ||G_t||`, one pass), then
+`lower = mean s(clean)`, `upper = mean s(hack)`.
+
 Controls:
   * random-V (`random_direction_like`): per module a Haar-random orthonormal (k, R) basis, and a v_hat inside
     its span with the same per-module norm as the real v_hat (so the same total norm, 1). Not oriented by the
@@ -36,8 +45,14 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from gradient_quarantine.io import atomic_write_bytes, atomic_write_json
-from gradient_quarantine.routing.band import Band, calibrate_band
-from gradient_quarantine.routing.pairs import LengthNorm, Pair, sequence_logprob_grads
+from gradient_quarantine.routing.band import Band, calibrate_band, gate
+from gradient_quarantine.routing.pairs import (
+    LengthNorm,
+    Pair,
+    TokenStats,
+    sequence_logprob_grads,
+    sequence_token_stats,
+)
 
 DIRECTION_FORMAT = "gq-direction-v1"
 DIRECTION_KINDS = ("v_grad", "random", "placebo", "solve")  # solve: from (correct, incorrect) pairs, orthogonalize.py
@@ -177,11 +192,35 @@ def side_cosines(
     return cosine(hack_grads, direction.v_hat), cosine(clean_grads, direction.v_hat)
 
 
+def token_scores(grads: Mapping[str, torch.Tensor], mass: torch.Tensor, v_hat: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Token-mass-weighted mean token cosine of each sequence, (n,): `<G_n, v_hat> / (||v_hat|| mass_n)` with
+    `mass_n = sum_t ||G_nt||` (equal to `sum_t ||G_nt|| cos_nt / sum_t ||G_nt||`, module docstring)."""
+    dot, _ = dot_and_sqnorm(grads, v_hat)
+    vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
+    return dot / (mass.to(dot.device).float() * vnorm).clamp(min=_EPS)
+
+
+def side_scores(
+    direction: Direction,
+    hack_grads: Mapping[str, torch.Tensor],
+    clean_grads: Mapping[str, torch.Tensor],
+    hack_mass: torch.Tensor | None = None,
+    clean_mass: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The band's per-pair inputs: `side_cosines` (rollout gate), or with the sides' token masses the
+    token-mass-weighted mean token cosines (`token_scores`, the per-token gate's band)."""
+    if hack_mass is None or clean_mass is None:
+        return side_cosines(direction, hack_grads, clean_grads)
+    return token_scores(hack_grads, hack_mass, direction.v_hat), token_scores(clean_grads, clean_mass, direction.v_hat)
+
+
 def leave_one_out_separation(
     hack_grads: Mapping[str, torch.Tensor],
     clean_grads: Mapping[str, torch.Tensor],
     k: int = 1,
     transform: Callable[[Direction], Direction] | None = None,
+    hack_mass: torch.Tensor | None = None,
+    clean_mass: torch.Tensor | None = None,
 ) -> float | None:
     """Fraction of pairs i that a direction and band calibrated *without* pair i still separate.
 
@@ -191,6 +230,7 @@ def leave_one_out_separation(
     k + 1 pairs (nothing left to calibrate on). A label-free gauge: it uses only the pair set.
     `transform` (optional) is applied to each fold's direction before its band, as the live direction was
     (e.g. solve-orthogonalisation, orthogonalize.py), so the gauge describes the direction actually in force.
+    With the sides' token masses, the per-token band's version: scores are `token_scores` (`side_scores`).
     """
     n = next(iter(hack_grads.values())).shape[0]
     if n < k + 1 or n < 2:
@@ -206,11 +246,14 @@ def leave_one_out_separation(
                 d = transform(d)
         except ValueError:
             continue  # degenerate without pair i: not separated
-        band = calibrate_band(*side_cosines(d, h, c))
-        ch, cc = side_cosines(
+        token = hack_mass is not None and clean_mass is not None
+        masses = (hack_mass[keep], clean_mass[keep]) if token else (None, None)
+        band = calibrate_band(*side_scores(d, h, c, *masses))
+        ch, cc = side_scores(
             d,
             {m: g[i : i + 1] for m, g in hack_grads.items()},
             {m: g[i : i + 1] for m, g in clean_grads.items()},
+            *((hack_mass[i : i + 1], clean_mass[i : i + 1]) if token else (None, None)),
         )
         mid = 0.5 * (band.lower + band.upper)
         hits += int(band.width > 0 and float(cc) < mid < float(ch))
@@ -245,6 +288,70 @@ def pair_side_grads(
     return {m: g[:n] for m, g in grads.items()}, {m: g[n:] for m, g in grads.items()}
 
 
+def pair_side_token_stats(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    pairs: Sequence[Pair],
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+    v_hat: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[TokenStats, TokenStats]:
+    """`pair_side_grads` with per-position statistics (`pairs.TokenStats`): `(hack sides, clean sides)`."""
+    if not pairs:
+        raise ValueError("empty pair set")
+    n = len(pairs)
+    st = sequence_token_stats(
+        model, adapter, tokenizer, [p.prompt for p in pairs] * 2, [p.hack for p in pairs] + [p.clean for p in pairs],
+        length_norm, temperature=temperature, batch_size=batch_size, v_hat=v_hat,
+    )  # fmt: skip
+
+    def half(sl: slice) -> TokenStats:
+        return TokenStats(
+            {m: g[sl] for m, g in st.grads.items()}, st.mass[sl],
+            st.cos[sl] if st.cos is not None else None, st.norm[sl] if st.norm is not None else None,
+        )  # fmt: skip
+
+    return half(slice(0, n)), half(slice(n, 2 * n))
+
+
+def pair_gates(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    pairs: Sequence[Pair],
+    direction: Direction,
+    band: Band,
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(gate on each pair's hack side, gate on its clean side)`, each (n,), through `band` at its granularity.
+
+    Rollout band: `f = gate(cos(grad l(side), v_hat))`. Token band: the side's token frout,
+    `sum_t f_t ||G_t|| / sum_t ||G_t||` with `f_t = gate(cos(G_t, v_hat))` (the live per-token gate's mass-weighted
+    routed share). A label-free gauge of selectivity: on pairs the band was calibrated on (in sample) or on
+    held-out pairs that took no part in it.
+    """
+    if band.granularity == "rollout":
+        hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, length_norm, temperature, batch_size)
+        ch, cc = side_cosines(direction, hack_g, clean_g)
+        return gate(ch, band), gate(cc, band)
+    hs, cs = pair_side_token_stats(
+        model, adapter, tokenizer, pairs, length_norm, temperature, batch_size, v_hat=direction.v_hat
+    )
+    return token_frouts(hs, band), token_frouts(cs, band)
+
+
+def token_frouts(stats: TokenStats, band: Band) -> torch.Tensor:
+    """(n,): each sequence's mass-weighted share of tokens routed by `band` (`stats` with `cos` and `norm`)."""
+    if stats.cos is None or stats.norm is None:
+        raise ValueError("token_frouts needs per-token cosines: sequence_token_stats(..., v_hat=...)")
+    out = [float((gate(c, band) * w).sum() / w.sum().clamp(min=_EPS)) for c, w in zip(stats.cos, stats.norm, strict=True)]
+    return torch.tensor(out)
+
+
 def extract_direction(
     model: torch.nn.Module,
     adapter,
@@ -255,15 +362,21 @@ def extract_direction(
     temperature: float = 1.0,
     kind: str = "v_grad",
     batch_size: int | None = None,
+    granularity: str = "rollout",
 ) -> tuple[Direction, Band]:
     """`v_grad` and its band from a pair set, on the current policy (the caller sets the adapter state).
 
     `kind="placebo"` labels a direction extracted from clean/clean pairs (`placebo_pairs`).
-    The band carries the per-pair cosines and the leave-one-pair-out separation.
+    `granularity="token"` calibrates the per-token gate's band (token-mass-weighted token cosines, module doc).
+    The band carries the per-pair scores and the leave-one-pair-out separation.
     """
     norm = LengthNorm.parse(length_norm)
-    hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-    direction, band = direction_and_band(hack_g, clean_g, k, kind)
+    if granularity == "token":
+        hs, cs = pair_side_token_stats(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
+        direction, band = direction_and_band(hs.grads, cs.grads, k, kind, hack_mass=hs.mass, clean_mass=cs.mass)
+    else:
+        hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
+        direction, band = direction_and_band(hack_g, clean_g, k, kind)
     direction.meta.update({"n_pairs": len(pairs), "length_norm": str(norm), "temperature": temperature})
     return direction, band
 
@@ -273,11 +386,18 @@ def direction_and_band(
     clean_grads: Mapping[str, torch.Tensor],
     k: int = 1,
     kind: str = "v_grad",
+    hack_mass: torch.Tensor | None = None,
+    clean_mass: torch.Tensor | None = None,
 ) -> tuple[Direction, Band]:
-    """The direction, its band (per-pair cosines) and leave-one-pair-out separation from side gradients."""
+    """The direction, its band (per-pair scores) and leave-one-pair-out separation from side gradients; with the
+    sides' token masses, the per-token gate's band (`side_scores`)."""
     direction = direction_from_grads(hack_grads, clean_grads, k, kind)
-    band = calibrate_band(*side_cosines(direction, hack_grads, clean_grads))
-    band.loo_separation = leave_one_out_separation(hack_grads, clean_grads, k)
+    token = hack_mass is not None and clean_mass is not None
+    band = calibrate_band(*side_scores(direction, hack_grads, clean_grads, hack_mass, clean_mass),
+                          granularity="token" if token else "rollout")  # fmt: skip
+    band.loo_separation = leave_one_out_separation(
+        hack_grads, clean_grads, k, hack_mass=hack_mass, clean_mass=clean_mass
+    )
     return direction, band
 
 

@@ -30,7 +30,8 @@ same reason. Use `length_norm_for_loss_type` to derive the setting from a traine
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -180,6 +181,100 @@ def sequence_logprob_grads(
     The adapter's `.grad` fields are left as they were (extraction may run in the middle of an accumulation).
     The model's train/eval state is kept; the caller chooses the adapter state (e.g. knob on, as in training).
     """
+    chunks: list[dict[str, torch.Tensor]] = []
+    with _grads_kept(adapter):
+        for cap, _ in _backward_chunks(
+            model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos
+        ):
+            chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
+    return {name: torch.cat([c[name] for c in chunks], 0) for name in chunks[0]}
+
+
+@dataclass
+class TokenStats:
+    """Per-position gradient statistics of each sequence's `l(y_n)` (`sequence_token_stats`).
+
+    `grads[m]`: (N, R), as `sequence_logprob_grads`. `G_nt` is position t's contribution (`a_nt * b_nt`, every
+    module's coordinates concatenated), the same per-token gradient the live per-token gate scores.
+    `mass`: (N,) `sum_t ||G_nt||` over the sequence's positions (prompt and completion; padding has none).
+    `cos[n]`, `norm[n]` (with `v_hat`): (T_n,) `cos(G_nt, v_hat)` and `||G_nt||` over the T_n real positions.
+    """
+
+    grads: dict[str, torch.Tensor]
+    mass: torch.Tensor
+    cos: list[torch.Tensor] | None = None
+    norm: list[torch.Tensor] | None = None
+
+
+def sequence_token_stats(
+    model: torch.nn.Module,
+    adapter,
+    tokenizer,
+    prompts: Sequence[list[dict]],
+    completions: Sequence[str],
+    length_norm: str | LengthNorm = "sequence_mean",
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+    v_hat: Mapping[str, torch.Tensor] | None = None,
+    append_eos: bool = True,
+) -> TokenStats:
+    """`sequence_logprob_grads` plus per-position statistics (`TokenStats`), from the same single backward with a
+    per-token capture: its memory is the live per-token gate's (B x T x 2R floats per module for `batch_size`
+    sequences). The per-token band needs only `mass` (mass-weighted mean token cosine = <G_n, v_hat> / mass_n);
+    `v_hat` adds each position's cosine, for the token-level gate on a pair set."""
+    chunks: list[dict[str, torch.Tensor]] = []
+    masses: list[torch.Tensor] = []
+    coss: list[torch.Tensor] = []
+    norms: list[torch.Tensor] = []
+    vnorm = None
+    if v_hat is not None:
+        vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
+    with _grads_kept(adapter):
+        for cap, att in _backward_chunks(
+            model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
+            per_token=True,
+        ):  # fmt: skip
+            chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
+            sq = dot = None
+            for name in cap.names:
+                a, b = cap.per_token(name)  # (n, T, R) each
+                Gt = a.float() * b.float()  # (n, T, R) G_nt
+                s = (Gt * Gt).sum(-1)  # (n, T)
+                sq = s if sq is None else sq + s
+                if v_hat is not None:
+                    d = Gt @ v_hat[name].to(Gt.device, torch.float32)  # (n, T)
+                    dot = d if dot is None else dot + d
+            norm_t = sq.sqrt() * att  # (n, T): padding positions carry nothing
+            masses.append(norm_t.sum(1))
+            if v_hat is not None:
+                cos_t = dot / (norm_t * vnorm.to(norm_t.device)).clamp(min=1e-12)  # (n, T)
+                for j in range(att.shape[0]):
+                    L = int(att[j].sum())  # right padding: the real positions are [0, L)
+                    coss.append(cos_t[j, :L].detach())
+                    norms.append(norm_t[j, :L].detach())
+    grads = {name: torch.cat([c[name] for c in chunks], 0) for name in chunks[0]}
+    return TokenStats(grads, torch.cat(masses).detach(), coss if v_hat is not None else None,
+                      norms if v_hat is not None else None)  # fmt: skip
+
+
+@contextmanager
+def _grads_kept(adapter) -> Iterator[None]:
+    """Leave the adapter's `.grad` as it was before the extraction's backward passes."""
+    params = [p for p in adapter.parameters() if p.requires_grad] if hasattr(adapter, "parameters") else []
+    saved = [None if p.grad is None else p.grad.detach().clone() for p in params]
+    try:
+        yield
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+
+
+def _backward_chunks(
+    model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
+    per_token: bool = False,
+) -> Iterator[tuple[GradCapture, torch.Tensor]]:
+    """One forward + backward of `sum_n l(y_n)` per chunk of `batch_size` sequences; yields each chunk's capture
+    (after its backward) and attention mask (n, T)."""
     from trl.trainer.utils import selective_log_softmax
 
     norm = LengthNorm.parse(length_norm)
@@ -189,27 +284,18 @@ def sequence_logprob_grads(
     device = next(model.parameters()).device
     N = input_ids.shape[0]
     step = N if batch_size is None else max(1, int(batch_size))
-
-    params = [p for p in adapter.parameters() if p.requires_grad] if hasattr(adapter, "parameters") else []
-    saved = [None if p.grad is None else p.grad.detach().clone() for p in params]
-    chunks: list[dict[str, torch.Tensor]] = []
-    try:
-        for lo in range(0, N, step):
-            ids = input_ids[lo : lo + step].to(device)  # (n, T)
-            att = attention_mask[lo : lo + step].to(device)
-            cmask = completion_mask[lo : lo + step].to(device)
-            # trim the right padding this chunk does not need
-            T = int(att.sum(1).max())
-            ids, att, cmask = ids[:, :T], att[:, :T], cmask[:, :T]
-            with GradCapture(adapter) as cap:
-                logits = model(input_ids=ids, attention_mask=att).logits[:, :-1]  # (n, T-1, V) predicts t+1
-                logp = selective_log_softmax(logits.float() / temperature, ids[:, 1:])  # (n, T-1)
-                mask = cmask[:, 1:].to(logp.dtype)  # (n, T-1) targets that are completion tokens
-                w = norm.weights(mask.sum(1)).to(logp.device)  # (n,)
-                ell = (logp * mask).sum(1) * w  # (n,) l(y_n)
-                ell.sum().backward()
-            chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
-    finally:
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
-    return {name: torch.cat([c[name] for c in chunks], 0) for name in chunks[0]}
+    for lo in range(0, N, step):
+        ids = input_ids[lo : lo + step].to(device)  # (n, T)
+        att = attention_mask[lo : lo + step].to(device)
+        cmask = completion_mask[lo : lo + step].to(device)
+        # trim the right padding this chunk does not need
+        T = int(att.sum(1).max())
+        ids, att, cmask = ids[:, :T], att[:, :T], cmask[:, :T]
+        with GradCapture(adapter, per_token=per_token) as cap:
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1]  # (n, T-1, V) predicts t+1
+            logp = selective_log_softmax(logits.float() / temperature, ids[:, 1:])  # (n, T-1)
+            mask = cmask[:, 1:].to(logp.dtype)  # (n, T-1) targets that are completion tokens
+            w = norm.weights(mask.sum(1)).to(logp.device)  # (n,)
+            ell = (logp * mask).sum(1) * w  # (n,) l(y_n)
+            ell.sum().backward()
+        yield cap, att.float()

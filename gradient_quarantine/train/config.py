@@ -187,7 +187,13 @@ class RoutingSection(_Section):
         "builtin",
         description="pair set: 'builtin' (shipped), 'build' (from the training problems), or a pairs .jsonl path",
     )
-    pairs_per_mode: int | None = Field(4, ge=1, description="use at most this many pairs per mode (None: all)")
+    pairs_per_mode: int | None = Field(
+        4, ge=1, description="calibrate v_grad and the band on at most this many pairs per mode (None: all)"
+    )
+    heldout_pairs_per_mode: int = Field(
+        0, ge=0, description="per mode, this many further pairs are held out of v_grad and the band; the gate on "
+        "them is logged (routing/heldout_gate_hack, _clean): an out-of-sample check of the band",
+    )
     pair_batch: int = Field(
         2, ge=1, description="sequences per forward/backward when extracting v_grad (full-vocab logits: memory)"
     )

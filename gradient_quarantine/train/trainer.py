@@ -422,6 +422,7 @@ class Run:
                 p.requires_grad_(False)
         self.router = None
         self.pairs = None
+        self.heldout_pairs = []
         self.frout_schedule = None
 
     def _assign_roles(self) -> None:
@@ -469,21 +470,32 @@ class Run:
             rows = read_pairs(builtin_pairs_path(), modes=modes, kind="hack")
             known = {p.id: p for p in load_problems("builtin")}
         elif r.pairs == "build":
-            rows = build_pairs(self.pair_problems, self.modes_of, modes=modes, per_mode=r.pairs_per_mode)
+            rows = build_pairs(self.pair_problems, self.modes_of, modes=modes)  # capped per mode below
             known = self.problems_by_id
         else:
             rows = read_pairs(r.pairs, modes=modes, kind="hack")
             known = self.problems_by_id
             if self.split is not None and not self.cfg.data.allow_overlap:
                 self.split.check_disjoint({"pairs": [row["problem_id"] for row in rows]})
-        if r.pairs_per_mode:
-            count: dict[str, int] = {}
-            kept = []
-            for row in rows:
-                count[row["mode"]] = count.get(row["mode"], 0) + 1
-                if count[row["mode"]] <= r.pairs_per_mode:
-                    kept.append(row)
-            rows = kept
+        # per mode, in file (or id) order: the first pairs_per_mode calibrate v_grad and the band, the next
+        # heldout_pairs_per_mode are held out (only the gate on them is logged; fewer when the mode runs short)
+        h = r.heldout_pairs_per_mode
+        total = {m: sum(row["mode"] == m for row in rows) for m in {row["mode"] for row in rows}}
+        count: dict[str, int] = {}
+        kept, held = [], []
+        for row in rows:
+            m = row["mode"]
+            count[m] = count.get(m, 0) + 1
+            n_cal = r.pairs_per_mode or max(total[m] - h, 1)
+            if count[m] <= n_cal:
+                kept.append(row)
+            elif count[m] <= n_cal + h:
+                held.append(row)
+        short = {m: n for m, n in total.items() if r.pairs_per_mode and n < r.pairs_per_mode}
+        if r.pairs == "build" and short:
+            raise ValueError(f"not enough pair problems for routing.pairs_per_mode={r.pairs_per_mode}: got {short}")
+        rows = kept
+        self.heldout_pairs = [Pair(prompt=row["prompt"], clean=row["clean"], hack=row["hack"]) for row in held]
         if not rows:
             raise ValueError(f"the pair set {r.pairs!r} has no pairs for modes {modes}")
         self.pair_rows = rows  # routing.solve_orth builds its solve pairs on these problems (train/baselines.py)
@@ -533,24 +545,34 @@ class Run:
     # ---------------------------------------------------------------------------------------------- routing
 
     def extract_direction(self):
-        """v_grad (or its control) and the band, on the current policy, from the pair set."""
+        """v_grad (or its control) and the band, on the current policy, from the pair set.
+
+        `routing.gate=token`: the band is the per-token gate's, calibrated on the sides' per-token cosines
+        (token-mass-weighted means, routing/direction.py), from the same pass with a per-token capture. Arms
+        gated by the band (not frout-matched controls) also get the gate on the pairs, in sample and held out
+        (`_gate_on_pairs`)."""
         from gradient_quarantine.routing.band import calibrate_band
         from gradient_quarantine.routing.direction import (
             direction_from_grads,
             leave_one_out_separation,
             pair_side_grads,
+            pair_side_token_stats,
             random_direction_like,
-            side_cosines,
+            side_scores,
         )
         from gradient_quarantine.routing.pairs import length_norm_for_loss_type
 
         cfg = self.cfg
         k = cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else cfg.routing.k
         norm = length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length)
-        hack_g, clean_g = pair_side_grads(
-            self.model, self.adapter, self.tok, self.pairs, norm, temperature=cfg.grpo.temperature,
-            batch_size=cfg.routing.pair_batch,
-        )
+        token = cfg.routing.gate == "token"
+        kw = {"temperature": cfg.grpo.temperature, "batch_size": cfg.routing.pair_batch}
+        masses = (None, None)
+        if token:  # the per-token band needs each side's token mass sum_t ||G_t|| (same single backward)
+            hs, cs = pair_side_token_stats(self.model, self.adapter, self.tok, self.pairs, norm, **kw)
+            hack_g, clean_g, masses = hs.grads, cs.grads, (hs.mass, cs.mass)
+        else:
+            hack_g, clean_g = pair_side_grads(self.model, self.adapter, self.tok, self.pairs, norm, **kw)
         kind = "placebo" if cfg.routing.direction == "placebo" else "v_grad"
         direction = direction_from_grads(hack_g, clean_g, k, kind)
         if cfg.routing.direction == "random":
@@ -563,10 +585,34 @@ class Run:
             orth = solve_orth_transform(self, norm)
             direction = orth(direction)
         direction.meta.update({"n_pairs": len(self.pairs), "length_norm": norm})
-        band = calibrate_band(*side_cosines(direction, hack_g, clean_g))
+        band = calibrate_band(*side_scores(direction, hack_g, clean_g, *masses), granularity=cfg.routing.gate)
         if cfg.routing.direction != "random":
-            band.loo_separation = leave_one_out_separation(hack_g, clean_g, k, transform=orth)
+            band.loo_separation = leave_one_out_separation(
+                hack_g, clean_g, k, transform=orth, hack_mass=masses[0], clean_mass=masses[1]
+            )
+        if self.frout_schedule is None:  # a matched control's gate is not the band's: no gauge of it on pairs
+            self._gate_on_pairs(direction, band, norm)
         return direction, band
+
+    def _gate_on_pairs(self, direction, band, norm: str) -> None:
+        """Label-free gauges of the band's gate on the pair set (band.pair_gate_*, band.heldout_gate_*, logged as
+        routing/*): the mean gate on the hack and the clean sides of the calibration pairs (in sample: rollout
+        gate from the band's own cosines; token gate from a second pass, the sides' mass-weighted token frout)
+        and of the held-out pairs (routing.heldout_pairs_per_mode), which took no part in v_grad or the band."""
+        from gradient_quarantine.routing.band import gate
+        from gradient_quarantine.routing.direction import pair_gates
+
+        kw = {"length_norm": norm, "temperature": self.cfg.grpo.temperature, "batch_size": self.cfg.routing.pair_batch}
+        if band.granularity == "rollout":
+            fh, fc = gate(torch.tensor(band.hack_cos), band), gate(torch.tensor(band.clean_cos), band)
+        else:
+            fh, fc = pair_gates(self.model, self.adapter, self.tok, self.pairs, direction, band, **kw)
+        band.pair_gate_hack, band.pair_gate_clean = float(fh.mean()), float(fc.mean())
+        held = getattr(self, "heldout_pairs", None) or []
+        if held:
+            fh, fc = pair_gates(self.model, self.adapter, self.tok, held, direction, band, **kw)
+            band.heldout_gate_hack, band.heldout_gate_clean = float(fh.mean()), float(fc.mean())
+            band.n_heldout = len(held)
 
     def refresh_due(self, step: int) -> bool:
         n = self.cfg.routing.refresh_every
