@@ -41,6 +41,7 @@ def write_run(
     eval_every: int = 5, collapse_step: int | None = None, rollouts: list[dict] | None = None,
     skip: tuple[str, ...] = (), knob_on_hack: float = 0.9, base_hack: float = 0.05,
     frouts: list[float] | None = None, targets: list[float] | None = None, cfg_extra: dict | None = None,
+    config: dict | None = None,
 ) -> Path:
     """One run directory. Deploy evals at every `eval_every` steps interpolate linearly from (0.1 hack,
     0.0 solve) at step 0 to the final values, so the curves have known points too."""
@@ -50,6 +51,8 @@ def write_run(
         pair_modes = [] if arm == "vanilla" else list(MODES)
     cfg = {"name": f"{arm}_s{seed}", "arm": arm, "seed": seed, "preset": preset, "steps": steps, "model": "tiny",
            "pair_modes": pair_modes, "git_commit": "abc", "config_hash": f"h{job}", "routing": {"gate": "rollout"}}
+    if config is not None:  # a full config.json, e.g. TrainConfig.to_record() of what `gq train` would run
+        cfg = {**config, "seed": seed, "steps": steps, "preset": preset}
     for key, value in (cfg_extra or {}).items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     final = _eval(by_mode)
@@ -65,6 +68,9 @@ def write_run(
                         "routing/resid_cos": 0.01, "routing/dropped_frac": 1.0 if arm == "erase" else 0.8})
             if targets:
                 row["routing/frout_target"] = targets[step - 1]
+            if arm == "route2b":  # the band's gate on the pairs: in sample and held out
+                row.update({"routing/pair_gate_hack": 0.8, "routing/pair_gate_clean": 0.2,
+                            "routing/heldout_gate_hack": 0.6, "routing/heldout_gate_clean": 0.3})
             # gate per row kind: route2b 0.9 on 2 hack rows (odd steps) or 0.7 on 1 (even), random_v 0.2 on all
             hack_gate, n_hack = ((0.9, 2) if step % 2 else (0.7, 1)) if arm != "random_v" else (0.2, 2)
             row.update({"diag/gate_teacher_hack": hack_gate, "diag/n_teacher_hack": n_hack,
@@ -375,3 +381,76 @@ def test_a3_states_how_closely_random_v_followed_route2b_step_by_step(report: Pa
     line = next(x for x in md.splitlines() if x.startswith("- random_v"))
     assert "max |frout − partner frout| = 0.01," in line and "over 20 steps of 2 run(s)" in line
     assert "mean = 0.0075" in line  # 10 steps each: five at 0.01, five at 0.005
+
+
+def test_gate_table_shows_the_gate_on_pairs_in_sample_and_held_out(report: Path) -> None:
+    rows = _rows(report / "routing_gate_by_kind.csv")
+    r2b = next(r for r in rows if r["arm"] == "route2b" and r["seed"] == "41")
+    assert float(r2b["pair_gate_hack_mean"]) == pytest.approx(0.8) and float(r2b["pair_gate_clean_mean"]) == 0.2
+    assert float(r2b["heldout_gate_hack_mean"]) == pytest.approx(0.6) and float(r2b["heldout_gate_clean_mean"]) == 0.3
+    rv = next(r for r in rows if r["arm"] == "random_v" and r["seed"] == "41")
+    assert rv["heldout_gate_hack_mean"] == ""  # a matched control logs no band gate on pairs
+    md = (report / "routing_gate_by_kind.md").read_text()
+    assert "held-out pairs: hack / clean" in md and "0.600 / 0.300" in md and "0.800 / 0.200" in md
+
+
+# ----------------------------------------------------------------------------------------------------
+# Runs made by hand (`gq train --preset smoke --set method=...`): recognised, grouped by settings
+
+
+def _by_hand(root: Path, job: int, sets: list[str], hack: float, seed: int = 41) -> Path:
+    from gradient_quarantine.experiments.presets import build_config
+
+    rec = build_config("smoke", sets).to_record()
+    return write_run(root, job, rec["arm"], seed, _modes_of(hack, 0.3), preset="smoke", steps=4, eval_every=2,
+                     config=rec)
+
+
+def test_runs_made_with_gq_train_get_a1_and_a2(tmp_path: Path) -> None:
+    """`gq train --preset smoke --set method=vanilla` and `--set method=route2b` derive the labels
+    vanilla_teacher50 / route2b_teacher50; the report recognises them as the vanilla and route2b arms (the derived
+    label stays as a column), so they get A1 and A2."""
+    root = tmp_path / "runs"
+    _by_hand(root, 1, ["method=vanilla"], 0.5)
+    _by_hand(root, 2, ["method=route2b"], 0.2)
+    out = tmp_path / "report"
+    build_report([root], out)
+    results = (out / "results.md").read_text()
+    assert "_No route2b/vanilla runs" not in results
+    assert (out / "a1_dynamics_smoke_4steps.png").stat().st_size > 10_000
+    rows = _rows(out / "a2_main.csv")
+    v, r = _row(rows, arm="vanilla"), _row(rows, arm="route2b")
+    assert v["config_arm"] == "vanilla_teacher50" and r["config_arm"] == "route2b_teacher50"
+    assert float(r["hack_delta"]) == pytest.approx(0.2 - 0.5)
+    assert "| vanilla | vanilla_teacher50 |" in results  # Runs read: the group's arm and the derived label
+
+
+def test_runs_with_other_settings_are_not_averaged_and_pair_with_the_closest_vanilla(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    _by_hand(root, 1, ["method=vanilla"], 0.5)
+    _by_hand(root, 2, ["method=vanilla", "grpo.lr=0.002"], 0.7)
+    _by_hand(root, 3, ["method=route2b", "grpo.lr=0.002"], 0.2)
+    out = tmp_path / "report"
+    build_report([root], out)
+    rows = _rows(out / "a2_main.csv")
+    assert {r["arm"] for r in rows} == {"vanilla [grpo.lr=0.001]", "vanilla [grpo.lr=0.002]", "route2b", "base"}
+    r = _row(rows, arm="route2b")
+    assert float(r["hack_delta"]) == pytest.approx(0.2 - 0.7)  # vs the vanilla run at the same lr
+    assert "vs vanilla [grpo.lr=0.002]" in r["note"]
+
+
+def test_two_runs_of_one_arm_and_seed_are_listed_as_duplicates(tmp_path: Path) -> None:
+    """Not silently resolved by taking the later one: listed, and the seed counts once, as their mean."""
+    root = tmp_path / "runs"
+    _by_hand(root, 1, ["method=vanilla"], 0.5)
+    first = _by_hand(root, 2, ["method=route2b"], 0.2)
+    second = _by_hand(root, 3, ["method=route2b"], 0.4)
+    out = tmp_path / "report"
+    build_report([root], out)
+    r = _row(_rows(out / "a2_main.csv"), arm="route2b")
+    assert r["n"] == "1" and float(r["hack_mean"]) == pytest.approx(0.3)
+    assert "duplicate runs of seed 41 (2 runs)" in r["note"]
+    results = (out / "results.md").read_text()
+    assert "## Duplicate runs" in results and "**Duplicate runs:**" in results
+    line = next(x for x in results.splitlines() if x.startswith("| route2b | smoke | 4 | 41 |"))
+    assert first.name in line and second.name in line

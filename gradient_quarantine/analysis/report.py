@@ -8,10 +8,15 @@ per_mode_deploy.json, deploy_evals.jsonl, metrics.jsonl, rollouts.jsonl); nothin
 The arm files (experiments/arms/*.yaml) say which table an arm belongs to and whether it reads labels; an
 arm without a file (an inline arm) lands in A7, so no run is ever left out for lack of a home.
 
-Runs are grouped by (preset, arm, steps): runs of different length or scale are never averaged together,
-and every delta compares with vanilla at the same preset and steps, paired by seed. Tables use complete runs
-(summary status "complete" and per_mode_deploy.json present); curves also show partial runs up to where they
-stopped. Every run that is partial or missing a file is listed in results.md with what it was left out of.
+Runs are grouped by preset, steps and what was run (method and settings, config.json), labelled by the arm they
+are (`canonical_arm`: the arm file the sweep named, or the shipped arm whose settings on that preset they match,
+so a plain `gq train --preset smoke --set method=vanilla` is "vanilla" although its derived label is
+"vanilla_teacher50"; the derived label stays as the "config arm" column). Runs of different length, scale or
+settings are never averaged together; every delta compares with the vanilla group at the same preset and steps
+whose settings differ least, paired by seed. Two runs of one group with the same seed are duplicates: listed in
+results.md and their seed's value is their mean, never one silently picked. Tables use complete runs (summary
+status "complete" and per_mode_deploy.json present); curves also show partial runs up to where they stopped.
+Every run that is partial or missing a file is listed in results.md with what it was left out of.
 """
 
 from __future__ import annotations
@@ -231,17 +236,51 @@ def _looks_like_run(p: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Groups: one arm at one preset and step count
+# Groups: one arm (method and settings) at one preset and step count
+
+# config keys that say who or where, not what was run: they never split a group. routing.frout_from is the
+# partner's run directory (another per seed); the seed pairs runs across groups.
+NOT_SETTINGS = {"name", "arm", "seed", "preset", "steps", "git_commit", "config_hash", "run.cache_dir",
+                "run.progress", "run.torch_threads", "run.grader_workers", "routing.frout_from"}  # fmt: skip
+
+
+def run_settings(config: dict[str, Any]) -> dict[str, str]:
+    """{dotted key: JSON value} of everything in config.json that can change what was run."""
+    return {k: v for k, v in _flat(config).items() if k not in NOT_SETTINGS}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = _j(v)
+    return out
+
+
+def _compatible(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Same value for every key both record (a key one run lacks is from another code version: not a split)."""
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
+def _differing(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    return sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
 
 
 @dataclass
 class Group:
     preset: str
-    arm: str
+    arm: str  # the label shown: `base`, plus [the settings that tell it apart] if another group shares `base`
     steps: int
     runs: list[Run]  # complete runs (the tables)
     all_runs: list[Run]  # every run with a config (the curves)
     reads_labels: bool = False
+    base: str = ""  # the arm it is (`canonical_arm`): what references and arm files are looked up by
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base = self.base or self.arm
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -252,14 +291,27 @@ class Group:
         modes = [r.pair_modes for r in self.all_runs]
         return modes[0] if modes else []
 
+    @property
+    def config_arms(self) -> list[str]:
+        """The arm labels the runs' config.json recorded (e.g. the derived 'vanilla_teacher50')."""
+        return sorted({str(r.arm) for r in self.all_runs})
+
+    def duplicates(self, complete: bool = True) -> dict[int, list[Run]]:
+        """{seed: its runs} for every seed run more than once in this group."""
+        by: dict[int, list[Run]] = defaultdict(list)
+        for r in sorted(self.runs if complete else self.all_runs, key=lambda r: r.path.name):
+            by[int(r.seed)].append(r)  # type: ignore[arg-type]
+        return {s: rs for s, rs in sorted(by.items()) if len(rs) > 1}
+
     def values(self, metric: str, mode: str | None = None, which: str = "deploy") -> dict[int, float]:
-        """{seed: final deploy rate} over complete runs (a seed run twice: the later run directory wins)."""
-        out = {}
+        """{seed: final deploy rate} over complete runs. A seed run twice (a duplicate, listed in results.md)
+        gets the mean of its runs: neither is silently preferred."""
+        by: dict[int, list[float]] = defaultdict(list)
         for r in sorted(self.runs, key=lambda r: r.path.name):
             v = r.deploy(metric, which, mode)
             if math.isfinite(v):
-                out[int(r.seed)] = v  # type: ignore[arg-type]
-        return out
+                by[int(r.seed)].append(v)  # type: ignore[arg-type]
+        return {s: float(np.mean(vs)) for s, vs in sorted(by.items())}
 
     def mode_mean(self, metric: str, modes: Sequence[str]) -> dict[int, float]:
         """{seed: mean over `modes` of the per-mode rate}; a seed lacking any of the modes is left out."""
@@ -269,28 +321,120 @@ class Group:
 
 
 def arm_info() -> dict[str, dict[str, Any]]:
-    """{arm: {artifact, reads_labels, description}} from the shipped arm files (one source of truth)."""
+    """{arm: {artifact, reads_labels, description, set}} from the shipped arm files (one source of truth)."""
     from gradient_quarantine.experiments.sweep import list_arms, load_arm
 
     info = {}
     for name in list_arms():
         a = load_arm(name)
-        info[name] = {"artifact": a.artifact, "reads_labels": a.reads_labels, "description": a.description}
+        info[name] = {"artifact": a.artifact, "reads_labels": a.reads_labels, "description": a.description,
+                      "set": dict(a.set)}  # fmt: skip
     return info
 
 
-def group_runs(runs: Sequence[Run], info: dict[str, dict[str, Any]] | None = None) -> list[Group]:
-    info = info if info is not None else arm_info()
-    by: dict[tuple[str, str, int], list[Run]] = defaultdict(list)
-    for r in runs:
-        if r.config is not None and r.arm is not None and r.seed is not None:
-            by[(r.preset, r.arm, r.steps)].append(r)
+def canonical_arm(run: Run, info: dict[str, dict[str, Any]], cache: dict | None = None) -> str | None:
+    """The arm a run is, from its config alone:
+
+    1. config.json's `arm` when it was set explicitly (a sweep sets it, `--set arm=` too: it differs from the
+       label the settings derive);
+    2. else the first shipped arm (vanilla and route2b first) that, applied to the run's preset as it is now,
+       agrees with the run on every key an arm file sets (method, routing.*, teacher.fraction, ...); keys no arm
+       sets (grpo.lr, eval.*) do not decide the arm, they only split groups. So
+       `gq train --preset smoke --set method=vanilla` is the vanilla arm, derived label "vanilla_teacher50";
+    3. else config.json's `arm` (the derived label).
+    """
+    cfg = run.config or {}
+    label = cfg.get("arm")
+    if label is not None and label != _derived_arm(cfg):
+        return label
+    arm_keys = {k for a in info.values() for k, v in (a.get("set") or {}).items()} - NOT_SETTINGS
+    mine = {k: v for k, v in run_settings(cfg).items() if k in arm_keys}
+    cache = {} if cache is None else cache
     order = _arm_order(info)
-    groups = [
-        Group(p, a, s, [r for r in rs if r.complete], rs, bool(info.get(a, {}).get("reads_labels")))
-        for (p, a, s), rs in by.items()
-    ]
-    return sorted(groups, key=lambda g: (g.preset, g.steps, order.get(g.arm, len(order)), g.arm))
+    for name in sorted(info, key=lambda a: order.get(a, len(info))):
+        key = (run.preset, name)
+        if key not in cache:
+            cache[key] = _preset_arm_settings(run.preset, info[name].get("set") or {})
+        theirs = cache[key]
+        if theirs is not None and all(theirs.get(k, v) == v for k, v in mine.items()):
+            return name
+    return label
+
+
+def _j(v: Any) -> str:
+    return json.dumps(v, sort_keys=True)
+
+
+def _derived_arm(cfg: dict[str, Any]) -> str | None:
+    """The label the trainer derives from these settings (None if the config no longer validates)."""
+    from gradient_quarantine.train.config import TrainConfig
+
+    try:
+        return TrainConfig.from_record({k: v for k, v in cfg.items() if k != "arm"}).derived_arm()
+    except Exception:  # a config from another code version: treat its label as given
+        return None
+
+
+def _placeholder(v: Any) -> bool:
+    return isinstance(v, str) and "{run_dir:" in v
+
+
+def _preset_arm_settings(preset: str, sets: dict[str, Any]) -> dict[str, str] | None:
+    """run_settings of the config `gq queue add` would build for this arm on this preset (None if it cannot)."""
+    from gradient_quarantine.experiments.presets import build_config
+
+    try:
+        items = [f"{k}={json.dumps('x' if _placeholder(v) else v)}" for k, v in sets.items()]
+        return run_settings(build_config(preset, items).to_record())
+    except Exception:  # a preset that no longer exists or an arm that does not apply to it: no match
+        return None
+
+
+def group_runs(runs: Sequence[Run], info: dict[str, dict[str, Any]] | None = None) -> list[Group]:
+    """Groups of runs of one arm, preset and step count with compatible settings (`_compatible`); two groups
+    that would share a label are told apart by the settings that differ, e.g. `vanilla [grpo.lr=0.2]`."""
+    info = info if info is not None else arm_info()
+    cache: dict = {}
+    by: dict[tuple[str, str, int], list[list[Run]]] = defaultdict(list)
+    for r in sorted(runs, key=lambda r: r.path.name):
+        if r.config is None or r.arm is None or r.seed is None:
+            continue
+        base = canonical_arm(r, info, cache) or str(r.arm)
+        clusters = by[(r.preset, base, r.steps)]
+        mine = run_settings(r.config)
+        home = next((c for c in clusters if all(_compatible(mine, run_settings(o.config)) for o in c)), None)
+        if home is None:
+            clusters.append([r])
+        else:
+            home.append(r)
+    order = _arm_order(info)
+    groups = []
+    for (p, base, s), clusters in by.items():
+        sets = [_merged_settings(c) for c in clusters]
+        for i, rs in enumerate(clusters):
+            label = base
+            if len(clusters) > 1:  # name it by what sets it apart from the others of the same arm
+                diff = sorted({k for j, o in enumerate(sets) if j != i for k in _differing(sets[i], o)})
+                label += " [" + ", ".join(f"{k}={json.loads(sets[i][k])}" for k in diff[:3]) + (
+                    ", ..." if len(diff) > 3 else "") + "]"
+            groups.append(Group(p, label, s, [r for r in rs if r.complete], rs,
+                                bool(info.get(base, {}).get("reads_labels")), base=base, settings=sets[i]))  # fmt: skip
+    return sorted(groups, key=lambda g: (g.preset, g.steps, order.get(g.base, len(order)), g.arm))
+
+
+def _merged_settings(runs: Sequence[Run]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in runs:
+        out.update(run_settings(r.config or {}))
+    return out
+
+
+def closest(g: Group, groups: Sequence[Group], base: str) -> Group | None:
+    """The group of arm `base` at g's preset and steps whose settings differ least from g's (g's reference)."""
+    cands = [o for o in groups if o.base == base and (o.preset, o.steps) == (g.preset, g.steps)]
+    if not cands:
+        return None
+    return min(cands, key=lambda o: (o is not g, len(_differing(g.settings, o.settings)), o.arm))
 
 
 def _arm_order(info: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -329,20 +473,19 @@ def build_report(
     runs = load_runs(runs_dirs)
     info = arm_info()
     groups = group_runs(runs, info)
-    by_key = {g.key: g for g in groups}
     modes = _modes(runs)
 
     def ref(g: Group) -> Group | None:
-        return by_key.get((g.preset, baseline_arm, g.steps))
+        return closest(g, groups, baseline_arm)
 
     def full(g: Group) -> Group | None:
-        return by_key.get((g.preset, method_arm, g.steps))
+        return closest(g, groups, method_arm)
 
     def artifact(arm: str) -> str:
         return info.get(arm, {}).get("artifact") or "A7"
 
     def pick(art: str) -> list[Group]:
-        keep = [g for g in groups if g.arm in (baseline_arm, method_arm) or artifact(g.arm) == art]
+        keep = [g for g in groups if g.base in (baseline_arm, method_arm) or artifact(g.base) == art]
         return [g for g in keep if not _is_heldout(g, modes)] if art != "A5" else keep
 
     sections: list[Section] = []
@@ -352,24 +495,29 @@ def build_report(
     # A1: deploy hack and solve over training, route2b vs vanilla.
     files, parts = [], []
     for preset, steps in combos:
-        curves = {"deploy hack": [], "deploy solve": []}
-        for arm in (baseline_arm, method_arm):
-            g = by_key.get((preset, arm, steps))
-            if g is None:
+        here = [g for g in groups if (g.preset, g.steps) == (preset, steps) and not _is_heldout(g, modes)]
+        # each route2b group beside its closest vanilla group (usually one pair per preset and length)
+        pairs = [(ref(m), m) for m in here if m.base == method_arm]
+        pairs = pairs or [(v, None) for v in here if v.base == baseline_arm]
+        for i, pair in enumerate(pairs):
+            curves = {"deploy hack": [], "deploy solve": []}
+            for g in pair:
+                if g is None:
+                    continue
+                for metric, panel in (("hack", "deploy hack"), ("solve", "deploy solve")):
+                    curves[panel].append(_eval_curve(g, metric))
+            curves = {k: [c for c in v if c.by_seed] for k, v in curves.items()}
+            if not any(curves.values()):
                 continue
-            for metric, panel in (("hack", "deploy hack"), ("solve", "deploy solve")):
-                curves[panel].append(_eval_curve(g, metric))
-        curves = {k: [c for c in v if c.by_seed] for k, v in curves.items()}
-        if not any(curves.values()):
-            continue
-        stem = out / f"a1_dynamics_{_slug(preset)}_{steps}steps"
-        title = (f"A1: deploy (knob off) hack and solve over training, {method_arm} vs {baseline_arm} — preset "
-                 f"{preset}, {steps} steps; line = mean over seeds, band = ±SEM")
-        files += F.dynamics_figure(curves, stem, title)
-        n = {c.label: len(c.by_seed) for c in curves["deploy hack"]}
-        few = [f"{a} has n={k} < {MIN_SEEDS} seeds" for a, k in n.items() if k < MIN_SEEDS]
-        parts.append(f"![A1 {preset} {steps}]({stem.name}.png)\n\nData: [{stem.name}.csv]({stem.name}.csv). "
-                     f"Seeds: {', '.join(f'{a} n={k}' for a, k in n.items())}." + (" " + "; ".join(few) + "." if few else ""))
+            stem = out / (f"a1_dynamics_{_slug(preset)}_{steps}steps" + (f"_{i + 1}" if i else ""))
+            title = (f"A1: deploy (knob off) hack and solve over training, {method_arm} vs {baseline_arm} — "
+                     f"preset {preset}, {steps} steps; line = mean over seeds, band = ±SEM")
+            files += F.dynamics_figure(curves, stem, title)
+            n = {c.label: len(c.by_seed) for c in curves["deploy hack"]}
+            few = [f"{a} has n={k} < {MIN_SEEDS} seeds" for a, k in n.items() if k < MIN_SEEDS]
+            parts.append(f"![A1 {preset} {steps}]({stem.name}.png)\n\nData: [{stem.name}.csv]({stem.name}.csv). "
+                         f"Seeds: {', '.join(f'{a} n={k}' for a, k in n.items())}."
+                         + (" " + "; ".join(few) + "." if few else ""))
     sections.append(Section("A1", "A1 — deploy hack and solve over training", "\n\n".join(parts) or
                              f"_No {method_arm}/{baseline_arm} runs with deploy_evals.jsonl._", files))
     written += files
@@ -402,7 +550,7 @@ def build_report(
         if steps < long_steps:
             continue
         gs = [g for g in groups if (g.preset, g.steps) == (preset, steps) and not _is_heldout(g, modes)]
-        gs = [g for g in gs if g.arm in (baseline_arm, method_arm)] or gs
+        gs = [g for g in gs if g.base in (baseline_arm, method_arm)] or gs
         panels = {
             "deploy hack": [_eval_curve(g, "hack", markers=True) for g in gs],
             "deploy solve": [_eval_curve(g, "solve", markers=True) for g in gs],
@@ -463,7 +611,7 @@ def build_report(
     # A7: the remaining ablations, as context.
     t7 = T.arm_table(pick("A7"), ref, alpha=alpha, gauges=True, knob_on=True)
     t7.notes += [n for g in pick("A7") if (n := _frout_match_note(g, runs))]
-    unknown = sorted({g.arm for g in groups if g.arm not in info})
+    unknown = sorted({g.arm for g in groups if g.base not in info})
     if unknown:
         t7.notes.append(f"arms without an arm file (inline arms) are listed here: {', '.join(unknown)}")
     files = t7.write(out, "a7_context")
@@ -471,7 +619,7 @@ def build_report(
     sections.append(Section("A7", "A7 — remaining ablations (context)", t7.to_markdown(), files))
 
     # Routing diagnostics: does the gate pick out the hack rows? (labels read here, after the runs)
-    tg = T.gate_table([r for r in runs if r.config is not None])
+    tg = T.gate_table([r for r in runs if r.config is not None], {r.path: g.arm for g in groups for r in g.all_runs})
     files = tg.write(out, "routing_gate_by_kind")
     written += files
     sections.append(Section("R", "Routing diagnostics — mean gate per kind of training row", tg.to_markdown(), files))
@@ -515,9 +663,9 @@ def _base_runs(groups: Sequence[Group], baseline_arm: str) -> dict[tuple[str, in
     out: dict[tuple[str, int], list[Run]] = {}
     for g in groups:
         key = (g.preset, g.steps)
-        if g.arm == baseline_arm or key not in out:
+        if g.base == baseline_arm or key not in out:
             rs = [r for r in g.runs if r.eval_of("base")]
-            if rs and (g.arm == baseline_arm or key not in out):
+            if rs and (g.base == baseline_arm or key not in out):
                 out[key] = rs
     return out
 
@@ -525,34 +673,42 @@ def _base_runs(groups: Sequence[Group], baseline_arm: str) -> dict[tuple[str, in
 def _eval_curve(g: Group, metric: str, markers: bool = False):
     from gradient_quarantine.analysis.figures import Curve
 
-    series = {int(r.seed): r.eval_series(metric) for r in g.all_runs}
+    series = [(int(r.seed), r.eval_series(metric)) for r in g.all_runs]
     return _curve(g, series, markers, Curve)
 
 
 def _metric_curve(g: Group, key: str, markers: bool = False):
     from gradient_quarantine.analysis.figures import Curve
 
-    series = {int(r.seed): r.series(key) for r in g.all_runs}
+    series = [(int(r.seed), r.series(key)) for r in g.all_runs]
     return _curve(g, series, markers, Curve)
 
 
-def _curve(g: Group, series: dict[int, tuple[np.ndarray, np.ndarray]], markers: bool, Curve: Any):
-    series = {s: v for s, v in series.items() if len(v[0])}
-    steps = np.array(sorted({int(t) for s, v in series.items() for t in v[0]}), dtype=int)
+def _curve(g: Group, series: list[tuple[int, tuple[np.ndarray, np.ndarray]]], markers: bool, Curve: Any):
+    """One curve per seed; a seed run twice (a duplicate) is the mean of its runs at each step."""
+    series = [(s, v) for s, v in series if len(v[0])]
+    steps = np.array(sorted({int(t) for s, v in series for t in v[0]}), dtype=int)
     pos = {int(t): i for i, t in enumerate(steps)}
-    by_seed = {}
-    for s, (st, vals) in series.items():
+    per_seed: dict[int, list[np.ndarray]] = defaultdict(list)
+    for s, (st, vals) in series:
         y = np.full(len(steps), np.nan)
         for t, v in zip(st, vals, strict=True):
             y[pos[int(t)]] = v
-        by_seed[s] = y
+        per_seed[s].append(y)
+    by_seed = {s: ys[0] if len(ys) == 1 else _nanmean(ys) for s, ys in per_seed.items()}
     marks = []
     if markers:
         for r in g.all_runs:
             c = r.collapse
             if c.get("detected") and c.get("step") is not None:
                 marks.append((int(r.seed), float(c["step"]), "collapse"))
-    return Curve(label=g.arm, arm=g.arm, steps=steps, by_seed=by_seed, markers=marks)
+    return Curve(label=g.arm, arm=g.base, steps=steps, by_seed=by_seed, markers=marks)
+
+
+def _nanmean(ys: list[np.ndarray]) -> np.ndarray:
+    stack = np.vstack(ys)
+    n = np.sum(~np.isnan(stack), 0)
+    return np.where(n > 0, np.nansum(stack, 0) / np.maximum(n, 1), np.nan)
 
 
 def _frout_match_note(g: Group, runs: Sequence[Run]) -> str | None:
@@ -710,21 +866,38 @@ def _results_md(runs: Sequence[Run], groups: Sequence[Group], sections: Sequence
     ]
     if few:
         out += [f"**Fewer than {MIN_SEEDS} seeds:** " + "; ".join(few) + ".", ""]
+    dups = [(g, seed, rs) for g in groups for seed, rs in g.duplicates(complete=False).items()]
+    if dups:
+        out += [f"**Duplicate runs:** {len(dups)} arm/seed pair(s) were run more than once (listed under "
+                "[Duplicate runs](#duplicate-runs)); each such seed counts once, as the mean of its runs.", ""]
     out += ["## Contents", ""]
     for s in sections:
         out.append(f"- [{s.title}](#{s.key.lower()}) — " + ", ".join(f"[{p.name}]({p.name})" for p in s.files))
-    out += ["- [Missing or partial runs](#missing-or-partial-runs)", ""]
+    out += ["- [Missing or partial runs](#missing-or-partial-runs)"]
+    out += ["- [Duplicate runs](#duplicate-runs)", ""] if dups else [""]
     for s in sections:
         out += [f'<a id="{s.key.lower()}"></a>', f"## {s.title}", "", s.body.strip(), ""]
     out += ["## Missing or partial runs", "", "Also as [runs_issues.md](runs_issues.md) / [runs_issues.csv](runs_issues.csv).", ""]
     out += [issues_t.to_markdown() if issues_t.rows else "_None: every run is complete with every file._", ""]
+    if dups:
+        out += ["## Duplicate runs", "",
+                "Runs of the same arm (method and settings), preset, steps and seed. Tables and curves use the mean "
+                "of a seed's runs (n counts the seed once); remove or move the runs that should not count.", "",
+                "| arm | preset | steps | seed | runs |", "|---|---|---|---|---|"]  # fmt: skip
+        for g, seed, rs in dups:
+            out.append(f"| {g.arm} | {g.preset} | {g.steps} | {seed} | "
+                       + ", ".join(f"{r.path.name} ({r.status})" for r in rs) + " |")
+        out.append("")
+    label = {r.path: g.arm for g in groups for r in g.all_runs}
     out += ["## Runs read", ""]
     weak = [f"{r.path.name} ({r.isolation})" for r in runs if r.isolation != "bwrap"]
     if weak:  # a result graded under a weaker sandbox (or an unknown one) must be visible as such
         out += ["**Not graded under the bwrap sandbox** (docs/architecture.md, \"Sandbox\"): " + ", ".join(weak) + ".", ""]
-    out += ["| run | arm | seed | preset | steps | status | sandbox | config_hash |", "|---|---|---|---|---|---|---|---|"]
+    out += ["| run | arm | config arm | seed | preset | steps | status | sandbox | config_hash |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
         c = r.config or {}
-        out.append(f"| {r.path.name} | {r.arm or '?'} | {r.seed if r.seed is not None else '?'} | {r.preset} | "
-                   f"{r.steps} | {r.status} | {r.isolation} | {c.get('config_hash', '?')} |")
+        out.append(f"| {r.path.name} | {label.get(r.path, '?')} | {r.arm or '?'} | "
+                   f"{r.seed if r.seed is not None else '?'} | {r.preset} | {r.steps} | {r.status} | {r.isolation} | "
+                   f"{c.get('config_hash', '?')} |")
     return "\n".join(out) + "\n"

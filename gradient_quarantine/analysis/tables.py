@@ -93,8 +93,8 @@ def arm_table(
 ) -> Table:
     """One row per group (arm at a preset and step count): deploy hack and solve mean +- SEM over seeds,
     delta vs the reference (vanilla at the same preset and steps) and the paired test across seeds."""
-    cols = ["arm", "preset", "steps", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla", "p (hack)",
-            "Δ solve vs vanilla", "p (solve)"]
+    cols = ["arm", "config arm", "preset", "steps", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla",
+            "p (hack)", "Δ solve vs vanilla", "p (solve)"]
     if knob_on:
         cols.append("knob-on hack")
     if gauges:
@@ -118,10 +118,17 @@ def arm_table(
             th = ts = None
         if g.reads_labels:
             notes.append("baseline: reads labels")
-        row = [g.arm, g.preset, str(g.steps), str(sh.n), sh.fmt(), ss.fmt(),
+        dups = g.duplicates()
+        if dups:
+            notes.append("duplicate runs of seed " + ", ".join(f"{s} ({len(rs)} runs)" for s, rs in dups.items())
+                         + ": averaged per seed, listed under Duplicate runs")  # fmt: skip
+        if ref is not None and ref is not g and ref.arm != ref.base:
+            notes.append(f"vs {ref.arm}")  # several vanilla groups here: the one whose settings differ least
+        row = [g.arm, ", ".join(g.config_arms), g.preset, str(g.steps), str(sh.n), sh.fmt(), ss.fmt(),
                _delta(th), _p(th), _delta(ts), _p(ts)]
         rec: dict[str, Any] = {
-            "arm": g.arm, "preset": g.preset, "steps": g.steps, "n": sh.n, "seeds": sorted(hack),
+            "arm": g.arm, "config_arm": " ".join(g.config_arms), "preset": g.preset, "steps": g.steps, "n": sh.n,
+            "seeds": sorted(hack),
             "hack_mean": sh.mean, "hack_sem": sh.sem, "solve_mean": ss.mean, "solve_sem": ss.sem,
             **_test_fields("hack", th), **_test_fields("solve", ts),
         }
@@ -145,7 +152,8 @@ def arm_table(
             bh = summarize([r.deploy("hack", "base") for r in base[key]])
             bs = summarize([r.deploy("solve", "base") for r in base[key]])
             if bh.n:
-                brow = ["base model (no adapter)", g.preset, str(g.steps), str(bh.n), bh.fmt(), bs.fmt(), "", "", "", ""]
+                brow = ["base model (no adapter)", "", g.preset, str(g.steps), str(bh.n), bh.fmt(), bs.fmt(), "", "", "",
+                        ""]  # fmt: skip
                 brow += [""] * (len(cols) - len(brow) - 1) + ["from per_mode_deploy.json `base`"]
                 t.rows.append(brow)
                 t.csv_rows.append({"arm": "base", "preset": g.preset, "steps": g.steps, "n": bh.n,
@@ -272,22 +280,35 @@ def collapse_table(runs: Sequence[Run]) -> Table:
 GATE_KINDS = ("teacher_hack", "teacher_canonical", "policy_hack", "policy_nohack")
 
 
-def gate_table(runs: Sequence[Run]) -> Table:
+PAIR_GATES = ("pair_gate_hack", "pair_gate_clean", "heldout_gate_hack", "heldout_gate_clean")
+
+
+def gate_table(runs: Sequence[Run], labels: dict[Any, str] | None = None) -> Table:
     """Per routed run: the mean gate on each kind of training row, weighted by how many rows of that kind each
-    step had (metrics.jsonl `diag/gate_<kind>`, `diag/n_<kind>`), with frout and the band width.
+    step had (metrics.jsonl `diag/gate_<kind>`, `diag/n_<kind>`), with frout and the band width; and the band's
+    gate on the pair set's hack / clean sides, in sample (the pairs it was calibrated on) and on held-out pairs
+    that took no part in it (`routing/pair_gate_*`, `routing/heldout_gate_*`, mean over steps).
 
     This is where a selective detector shows: route2b should gate the hack rows well above the clean ones, and
     the frout-matched random-V control should gate all kinds alike. Labels enter only here, after the run.
+    `labels`: {run path: arm label of its group} (the report's grouping; default config.json's arm).
     """
-    t = Table(["run", "arm", "seed", "steps", "frout", "band width",
-               *(f"gate: {k.replace('_', ' ')} (rows)" for k in GATE_KINDS)])
+    t = Table(["run", "arm", "seed", "steps", "gate", "frout", "band width", "pairs in sample: hack / clean",
+               "held-out pairs: hack / clean", *(f"gate: {k.replace('_', ' ')} (rows)" for k in GATE_KINDS)])
     for r in runs:
         if not any(_finite_row(row, "routing/frout") for row in r.metrics):
             continue  # not routed (vanilla, label baselines)
-        row = [r.path.name, r.arm or "?", str(r.seed), str(r.steps_done),
-               _val(r.gauge("routing/frout")), _val(r.gauge("routing/band_width"))]
-        rec: dict[str, Any] = {"run": r.path.name, "arm": r.arm, "seed": r.seed, "steps": r.steps_done,
-                               "frout_mean": r.gauge("routing/frout"), "band_width_mean": r.gauge("routing/band_width")}
+        arm = (labels or {}).get(r.path) or r.arm or "?"
+        granularity = ((r.config or {}).get("routing") or {}).get("gate", "?")
+        g = {k: r.gauge(f"routing/{k}") for k in PAIR_GATES}
+        row = [r.path.name, arm, str(r.seed), str(r.steps_done), granularity,
+               _val(r.gauge("routing/frout")), _val(r.gauge("routing/band_width")),
+               f"{_val(g['pair_gate_hack'])} / {_val(g['pair_gate_clean'])}",
+               f"{_val(g['heldout_gate_hack'])} / {_val(g['heldout_gate_clean'])}"]  # fmt: skip
+        rec: dict[str, Any] = {"run": r.path.name, "arm": arm, "config_arm": r.arm, "seed": r.seed,
+                               "steps": r.steps_done, "gate": granularity, "frout_mean": r.gauge("routing/frout"),
+                               "band_width_mean": r.gauge("routing/band_width"),
+                               **{f"{k}_mean": v for k, v in g.items()}}  # fmt: skip
         for kind in GATE_KINDS:
             pairs = [(float(m[f"diag/gate_{kind}"]), int(m[f"diag/n_{kind}"])) for m in r.metrics
                      if _finite_row(m, f"diag/gate_{kind}") and m.get(f"diag/n_{kind}")]
@@ -303,6 +324,11 @@ def gate_table(runs: Sequence[Run]) -> Table:
         "kind in the run (rows in brackets).",
         "kinds use the grader's labels (teacher pool row or policy sample; hack = passes the flawed grader and "
         "fails the strict one), which the trainer logs after routing: the router never sees them.",
+        "pairs: the band's mean gate on the pair set's hack and clean sides (token gate: each side's mass-weighted "
+        "share of routed tokens), in sample and on held-out pairs (routing.heldout_pairs_per_mode) that took no "
+        "part in v_grad or the band; in-sample selectivity that does not hold out of sample is overfit to the "
+        "pairs. — for frout-matched controls (their gate is the matched target, not the band) and runs without "
+        "held-out pairs.",
     ]
     return t
 
