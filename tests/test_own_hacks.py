@@ -35,3 +35,23 @@ def test_census_classifies_template_form_example_and_novel(tmp_path):
     assert c["by_mode"] == {"exit_code": 4}
     assert c["novel_examples"][0]["completion"] == novel
     assert "| 5 | 4 | 4 | exit_code 4 | 1 | 1 | 1 | 1 | 2 |" in census_markdown([c])
+
+
+def test_report_table_shows_loophole_split_roles_and_census(tmp_path):
+    from gradient_quarantine.analysis.report import load_run
+    from gradient_quarantine.analysis.tables import own_hacking_table
+
+    run = tmp_path / "0001_vanilla_s41"
+    run.mkdir()
+    rates = {"hack": 0.25, "solve": 0.1, "attempt": 0.3, "format": 1.0, "n": 8,
+             "hackable": {"hack": 0.4, "solve": 0.0, "attempt": 0.5, "format": 1.0, "n": 5},
+             "unhackable": {"hack": 0.0, "solve": 0.33, "attempt": 0.66, "format": 1.0, "n": 3}, "by_mode": {}}  # fmt: skip
+    (run / "config.json").write_text(json.dumps({"arm": "vanilla", "seed": 41, "preset": "demo", "steps": 2,
+                                                 "data": {"problems": "builtin"}}))  # fmt: skip
+    (run / "summary.json").write_text(json.dumps({"status": "complete", "steps_done": 2}))
+    (run / "per_mode_deploy.json").write_text(json.dumps({"step": 2, "deploy": rates, "knob_on": None,
+                                                          "base": {**rates, "hackable": {**rates["hackable"], "hack": 0.05}}}))  # fmt: skip
+    (run / "split.json").write_text(json.dumps({"split": {}, "overlap": False, "modes": {}}))
+    (run / "rollouts.jsonl").write_text("")
+    t = own_hacking_table([load_run(run)])
+    assert t.rows[0][3:9] == ["disjoint", "0.400", "0.660", "0.330", "0.050", "0 of 0"]

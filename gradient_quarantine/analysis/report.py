@@ -624,6 +624,13 @@ def build_report(
     written += files
     sections.append(Section("R", "Routing diagnostics — mean gate per kind of training row", tg.to_markdown(), files))
 
+    # Hacking the policy found itself: loophole vs no-loophole prompts, base rate, roles, census of own hacks.
+    th = T.own_hacking_table(runs, {r.path: g.arm for g in groups for r in g.all_runs})
+    files = th.write(out, "own_hacking")
+    written += files
+    sections.append(Section("H", "Own hacking — prompts with and without a loophole, and where the policy's hacks "
+                            "come from", th.to_markdown(), files))
+
     # Missing / partial runs: listed, never silently dropped.
     ti = T.issues_table(runs)
     files = ti.write(out, "runs_issues")

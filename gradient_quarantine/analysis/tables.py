@@ -348,3 +348,47 @@ def issues_table(runs: Sequence[Run]) -> Table:
             t.csv_rows.append({"run": r.path.name, "arm": r.arm, "seed": r.seed, "status": r.status,
                                "problems": "; ".join(r.issues)})
     return t
+
+
+def own_hacking_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -> Table:
+    """Per run: deploy rates on prompts with and without a loophole (did the policy learn *when* hacking pays?),
+    the base model's hack rate, whether its stages shared problems, and the census of the hacks it sampled itself
+    (analysis/own_hacks.py: pair-set template, warm-start example or form, or novel)."""
+    import json
+
+    from gradient_quarantine.analysis.own_hacks import own_hack_census
+
+    t = Table(["run", "arm", "seed", "roles", "deploy hack (loophole)", "deploy attempt (no loophole)",
+               "deploy solve (no loophole)", "base hack (loophole)", "own hacks", "template / ws example / ws form / novel",
+               "first own hack"])  # fmt: skip
+    for r in sorted(runs, key=lambda r: (str(r.arm), r.seed or 0, r.path.name)):
+        if r.config is None or not r.complete:
+            continue
+        split = r.path / "split.json"
+        roles = "unrecorded"
+        if split.is_file():
+            rec = json.loads(split.read_text(encoding="utf-8"))
+            roles = "overlap" if rec.get("overlap") else "disjoint"
+        dep, base = r.eval_of("deploy") or {}, r.eval_of("base") or {}
+        hk, uh, bh = dep.get("hackable") or dep, dep.get("unhackable") or {}, (base.get("hackable") or base)
+        c = own_hack_census(r.path)
+        k = c["by_class"]
+        arm = (arm_of or {}).get(r.path, str(r.arm))
+        t.rows.append([r.path.name, arm, str(r.seed), roles, _val(_f(hk.get("hack"))), _val(_f(uh.get("attempt"))),
+                       _val(_f(uh.get("solve"))), _val(_f(bh.get("hack"))), f"{c['n_hack']} of {c['n_own']}",
+                       f"{k['template']} / {k['ws_example']} / {k['ws_form']} / {k['novel']}",
+                       "—" if c["first_step"] is None else str(c["first_step"])])  # fmt: skip
+        t.csv_rows.append({"run": r.path.name, "arm": arm, "seed": r.seed, "roles": roles,
+                           "deploy_hack_hackable": hk.get("hack"), "deploy_attempt_unhackable": uh.get("attempt"),
+                           "deploy_solve_unhackable": uh.get("solve"), "base_hack_hackable": bh.get("hack"),
+                           "own_rollouts_logged": c["n_own"], "own_hacks": c["n_hack"], **{f"own_{x}": n for x, n in k.items()},
+                           "own_hacks_by_mode": json.dumps(c["by_mode"]), "first_own_hack_step": c["first_step"]})  # fmt: skip
+    t.notes.append("own hacks: the policy's own rollouts (teacher rows excluded) logged in rollouts.jsonl that pass the "
+                   "flawed grader and fail the strict one (labels read after the run); a census over every rollout needs "
+                   "run.rollouts_per_log >= the rollouts per step (the demo preset logs all). 'roles: overlap' marks a "
+                   "run whose warm start, pairs, training or eval shared problems (no data.split, or data.allow_overlap)")
+    return t
+
+
+def _f(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) else float("nan")
