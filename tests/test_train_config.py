@@ -42,6 +42,10 @@ def test_set_overrides_and_types():
     assert cfg.resolved().arm == "route2b_heldout" and cfg.resolved().name == "route2b_heldout_s41"
     assert build_config("smoke", [], name="x1").resolved().name == "x1"
     assert parse_set("routing.frout_target=none") == ("routing.frout_target", None)
+    # run.report_to takes TRL's spellings too: none (no tracker) and one name for a list of one
+    for item, want in [("none", []), ("null", []), ("tensorboard", ["tensorboard"]), ("[wandb, trackio]", ["wandb", "trackio"])]:
+        assert build_config("smoke", [f"run.report_to={item}"]).run.report_to == want
+    assert build_config("smoke").run.report_to == []
 
 
 def test_unknown_preset_suggests():
@@ -67,6 +71,10 @@ def test_unknown_key_suggests():
         ("routing.direction=random", r"routing.frout_from=<the real arm's run dir>"),
         ("teacher.fraction=0.1", r"rounds to 0 teacher rollouts per group; set teacher.fraction >= 0.25"),
         ("teacher.fraction=0.9", r"leaves no policy rollout"),
+        ("run.report_to=tensorbord", r"run.report_to='tensorbord': Input should be 'tensorboard', 'wandb' or 'trackio'"),
+        ("run.report_to=all", r"name the trackers .*: tensorboard, wandb, trackio"),
+        ("run.report_to=[none, wandb]", r"'none' means no tracker"),
+        ("run.report_to=[wandb, wandb]", r"a tracker is named twice"),
     ],
 )
 def test_bad_values_name_the_key(item, match):
@@ -92,6 +100,7 @@ def test_cross_field_rules():
 def test_config_hash_tracks_results_not_bookkeeping():
     a = build_config("smoke")
     assert a.config_hash() == build_config("smoke", ["run.cache_dir=/elsewhere"], name="other").config_hash()
+    assert a.config_hash() == build_config("smoke", ["run.report_to=[tensorboard, wandb]"]).config_hash()
     assert a.config_hash() != build_config("smoke", ["seed=42"]).config_hash()
     rec = a.to_record()
     assert TrainConfig.from_record(rec).config_hash() == rec["config_hash"]

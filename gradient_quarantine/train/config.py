@@ -31,6 +31,9 @@ MODE_NAMES: tuple[str, ...] = tuple(m.value for m in MODES)
 # which is the normalisation docs/architecture.md uses for the pair differences (l(y) = 1/|y| sum_t log p).
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo")
 
+# Live trackers `run.report_to` can name (TRL's `report_to` values; train/tracking.py)
+TRACKERS = ("tensorboard", "wandb", "trackio")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -283,6 +286,29 @@ class RunSection(_Section):
     grader_workers: int | None = Field(None, ge=1, description="parallel grader processes (None: the grader's default)")
     cache_dir: str = Field("out/cache", description="cache of converted models, teacher pools and base-model evals")
     progress: bool = Field(True, description="show a progress bar")
+    report_to: list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="live trackers besides metrics.jsonl (the source of truth): tensorboard (RUN_DIR/tb), wandb "
+        "(offline unless WANDB_MODE is set), trackio; TRL's logs and the metrics row ([] or none: no tracker)",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, v: Any) -> Any:
+        # TRL's spellings: "none" (or null) for no tracker, one name for a list of one
+        if v is None or v == "none":
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            if "all" in v:
+                raise ValueError("name the trackers (TRL's 'all' means whatever happens to be installed): "
+                                 f"{', '.join(TRACKERS)}")
+            if "none" in v:
+                raise ValueError("'none' means no tracker: give it alone, or name the trackers only")
+            if len(set(v)) != len(v):
+                raise ValueError("a tracker is named twice")
+        return v
 
 
 class GraderSection(_Section):
@@ -510,7 +536,7 @@ class TrainConfig(_Section):
         d = self.model_dump(mode="json")
         for key in ("name", "preset", "git_commit", "arm"):
             d.pop(key, None)
-        for key in ("cache_dir", "progress", "torch_threads", "grader_workers"):
+        for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to"):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
         if not d["grader"]:

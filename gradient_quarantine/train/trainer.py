@@ -383,6 +383,7 @@ class Run:
         self.wall_before = 0.0
         self._step_t0 = time.perf_counter()
         self.bar = None
+        self.trackers = None
 
     # ---------------------------------------------------------------------------------------------- setup
 
@@ -647,9 +648,13 @@ class Run:
         from gradient_quarantine.train.baselines import make_reward
         from gradient_quarantine.train.rollouts import RolloutFunc, install_vllm_weight_sync, prompt_key
         from gradient_quarantine.train.teacher import TeacherPool
+        from gradient_quarantine.train.tracking import PROJECT, Trackers
 
         cfg, g = self.cfg, self.cfg.grpo
         GRPOConfig, _ = _trl()
+        if cfg.run.report_to:  # TRL's own logs and our metrics row (on_step_logged) to TensorBoard / W&B / trackio
+            first_step = self._steps_done() + 1  # > 1 when resumed
+            self.trackers = Trackers(cfg.run.report_to, self.run.path, self.run.path.name, self.run.read_config(), first_step)
         rows = self.prompt_rows()
         dataset = Dataset.from_list(rows)
         micro = g.micro_batch or g.rollouts_per_step
@@ -675,7 +680,9 @@ class Run:
             num_train_epochs=1,
             logging_steps=1,
             save_strategy="no",
-            report_to="none",
+            report_to=self.trackers.trl_report_to if self.trackers else "none",
+            run_name=self.run.path.name,
+            project=PROJECT,  # trackio's project
             disable_tqdm=True,
             seed=cfg.seed,
             shuffle_dataset=False,
@@ -713,7 +720,7 @@ class Run:
                 train_dataset=dataset,
                 processing_class=self.tok,
                 rollout_func=self.rollout,
-                callbacks=[_StepCallback(self)],
+                callbacks=[*(self.trackers.callbacks() if self.trackers else []), _StepCallback(self)],
                 adapter=self.adapter,
                 router=None,
                 token_gate=cfg.routing.gate == "token",
@@ -770,8 +777,10 @@ class Run:
                 self.trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
                 self._close_bar()
                 self.finish()
+                self._close_trackers()
         except BaseException as e:  # record, never fail silently; KeyboardInterrupt included
             self._close_bar()
+            self._close_trackers(failed=True)
             err = f"{type(e).__name__}: {e}"
             log.error("run failed: %s\n%s", err, traceback.format_exc())
             self._summary("failed", self._steps_done(), error=err)
@@ -846,6 +855,8 @@ class Run:
         if fired:
             row["health/reasons"] = fired
         self.run.append_metrics(row)
+        if self.trackers is not None:
+            self.trackers.log(step, row)
         if cfg.run.log_rollouts_every and step % cfg.run.log_rollouts_every == 0 and self.reward.last is not None:
             self.run.append_rollouts(self._rollout_rows(step))
         if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
@@ -958,6 +969,11 @@ class Run:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def _close_trackers(self, failed: bool = False) -> None:
+        if self.trackers is not None:
+            self.trackers.close(failed)
+            self.trackers = None
 
 
 def _save_direction(directory: Path, direction, band) -> None:
