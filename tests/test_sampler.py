@@ -6,6 +6,7 @@
   at different steps (row compaction) and prompts of different lengths (padding mask); top-k = 1 sampling is
   greedy; every sampled token is inside the top-k of the full forward's logits;
 * the inverse-CDF draw never picks a zero-probability token and matches the distribution;
+* each supported family (llama = SmolLM2, qwen2, qwen3) against transformers' `generate` and full forward;
 * wiring: `RolloutFunc` samples here on the transformers backend and hands settings it does not implement
   (repetition penalty) to TRL; the deploy eval's sampler agrees with `generate` at a near-zero temperature.
 
@@ -100,16 +101,17 @@ def test_greedy_equals_trl_token_for_token(tmp_path):
     params = effective_params(model, trainer.generation_config, trainer.eos_token_ids, tok.pad_token_id)
     assert isinstance(params, SamplingParams), params
     for rows_per_batch in (1, 5):
-        budget = rows_per_batch * _row_bytes(model, prompt_ids, params)
-        out = sample_rows(model, prompt_ids, params, max_cache_bytes=budget)
+        out = sample_rows(model, prompt_ids, params, max_cache_bytes=_budget(model, prompt_ids, params, rows_per_batch))
         assert out.completion_ids == trl_ids
         assert out.trace.batches == -(-len(prompt_ids) // rows_per_batch)
 
 
-def _row_bytes(model, prompt_ids, params) -> int:
+def _budget(model, prompt_ids, params, rows: int) -> int:
+    """A K/V budget that holds every prompt once and `rows` rows' new tokens."""
     from gradient_quarantine.train.sampler import kv_bytes_per_position
 
-    return kv_bytes_per_position(model) * (max(len(p) for p in prompt_ids) + params.max_new_tokens)
+    n_prompts = len({tuple(p) for p in prompt_ids})
+    return kv_bytes_per_position(model) * (max(len(p) for p in prompt_ids) * n_prompts + rows * params.max_new_tokens)
 
 
 def _full_forward_logps(model, prompt: list[int], completion: list[int], temperature: float):
@@ -145,6 +147,50 @@ def test_sampled_logprobs_equal_a_fresh_full_forward(tmp_path):
 
     torch.manual_seed(0)  # seeded: the same draws again
     assert sample_rows(model, prompt_ids, params).completion_ids == out.completion_ids
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
+def test_each_supported_family_greedy_equals_generate_and_logprobs_equal_full_forward(family):
+    """The decode step is written out per family (train/sampler.py `_decode`): pin each one (SmolLM2 is llama)
+    against transformers' own `generate` (greedy, left-padded batch) and full forward (sampled log-probs)."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tok = build_tiny_tokenizer()
+    dims = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.5,
+                tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    if family == "qwen3":
+        model = build_tiny_model(tok, initializer_range=0.5)
+    else:
+        config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[family]
+        torch.manual_seed(0)
+        model = model_cls(config_cls(**dims))
+    model.eval()
+    assert model.config.model_type == family
+    ids = tok.apply_chat_template(PROMPTS, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    rows = [p for p in ids for _ in range(2)]
+    gc = GenerationConfig(do_sample=False, max_new_tokens=16, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
+    params = effective_params(model, gc, [tok.eos_token_id], tok.pad_token_id)
+    ours = sample_rows(model, rows, params).completion_ids
+    width = max(len(r) for r in rows)
+    input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + list(r) for r in rows])
+    with torch.no_grad():
+        gen = model.generate(input_ids=input_ids, attention_mask=(torch.arange(width)[None] >= width - torch.tensor(
+            [len(r) for r in rows])[:, None]).long(), generation_config=gc)[:, width:].tolist()  # fmt: skip
+    theirs = [g[: g.index(tok.eos_token_id) + 1] if tok.eos_token_id in g else g for g in gen]
+    assert ours == theirs
+
+    # in float64, so the comparison is not blurred by float32 rounding: these std-0.5 weights give activations
+    # large enough that the two float32 computations differ by up to ~1e-4 in a log-probability
+    model.double()
+    torch.manual_seed(0)
+    out = sample_rows(model, rows, SamplingParams(max_new_tokens=16, eos_token_ids=(tok.eos_token_id,),
+                                                  pad_token_id=tok.pad_token_id, temperature=0.8),
+                      return_logprobs=True)  # fmt: skip
+    for prompt, comp, lp in zip(rows, out.completion_ids, out.logprobs, strict=True):
+        full, _ = _full_forward_logps(model, list(prompt), comp, 0.8)
+        expected = full.gather(1, torch.tensor(comp)[:, None])[:, 0]
+        torch.testing.assert_close(torch.tensor(lp), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_top_k_one_sampling_is_greedy():

@@ -6,20 +6,22 @@ train/rollouts.py samples the policy rows, and the `model.generate` loop of trai
 continuous-batching branches, multi-process runs and models or settings this module does not cover still go
 through TRL / `generate` (`generate_like_trl`, `unsupported`).
 
-**What stays theirs.** The model's own modules do every computation (embedding, decoder layers with the SVD
-adapter as attached, final norm, lm_head, rotary embedding, transformers' SDPA attention); the sampling settings
-are the GenerationConfig `generate` would run with (TRL's, merged with the model's exactly as `generate` merges
-them); the logits warpers are transformers' own classes in `generate`'s order (temperature, top-k, top-p, min-p)
-and `min_new_tokens` masks the EOS ids as `generate` does; a row stops at its first EOS, which it keeps, and the
-step stops when every row has stopped or at `max_new_tokens`.
+**What stays theirs.** The model's own modules do every computation (embedding, norms, q/k/v/o projections and
+MLP with the SVD adapter as attached, lm_head, rotary embedding; the prompt's prefill runs the decoder layers
+themselves with transformers' SDPA attention); the sampling settings are the GenerationConfig `generate` would
+run with (TRL's, merged with the model's exactly as `generate` merges them); the logits warpers are
+transformers' own classes in `generate`'s order (temperature, top-k, top-p, min-p) and `min_new_tokens` masks
+the EOS ids as `generate` does; a row stops at its first EOS, which it keeps, and the call stops when every row
+has stopped or at `max_new_tokens`.
 
 **What is different** (why it is faster; the profile and figures are in bench/README.md):
 
-1. one prefill per distinct prompt, its K/V written into all of that prompt's rows (TRL prefills each row: a
-   group of 8 prefills the same prompt 8 times, more work than 192 decode steps);
-2. K/V live in one preallocated buffer per layer, `(rows, kv_heads, prompt + new, head_dim)`, written in place
-   (transformers' DynamicCache concatenates at every step: at 16 rows that copy cost as much CPU time as all the
-   matmuls); prompts of different lengths are right-aligned in it, with a padding mask;
+1. one prefill per distinct prompt (TRL prefills each row: a group of 8 prefills the same prompt 8 times);
+2. K/V preallocated and written in place, each prompt's once and each row's new tokens apart (transformers'
+   DynamicCache concatenates at every step: at 16 rows that copy cost as much CPU time as all the matmuls, and
+   reading 8 copies of a prompt's K/V per step rivalled reading the weights). The decode step's decoder layer
+   is therefore written out here (`_decode`, llama / qwen2 / qwen3) with its attention over [the row's prompt,
+   its new tokens] computed group by group (`_KV.attend`); tests pin each family against `generate`;
 3. all rows of a call are decoded together, in as few batches as the K/V budget allows (`max_cache_bytes`),
    and rows that stopped leave the batch (`generate` keeps computing them until the last row stops);
 4. a token is drawn by inverse CDF (float64 cumulative sum, one uniform per row) instead of `torch.multinomial`,
@@ -30,7 +32,7 @@ step stops when every row has stopped or at `max_new_tokens`.
 returned log-probabilities equal a fresh full forward's `log_softmax(logits / T)` at the sampled tokens (what
 TRL's loss computes); top-k = 1 sampling is greedy. **Not the same as TRL:** the random stream. For one seed the
 sampled tokens differ from `generate`'s (same distribution, different draws), so a run sampled here is not
-bit-for-bit a run sampled by TRL; `RolloutFunc(sampler="trl")` keeps TRL's sampling where that matters.
+bit-for-bit a run sampled by TRL; `rollout.sampler=trl` (`RolloutFunc(sampler="trl")`) keeps TRL's sampling.
 
     >>> params = SamplingParams(max_new_tokens=192, eos_token_ids=(2,), pad_token_id=2, temperature=1.0)
     >>> out = sample_rows(model, [prompt_a] * 8 + [prompt_b] * 8, params)   # one prefill per prompt
@@ -154,57 +156,89 @@ def unsupported(model) -> str | None:
         hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")
     ):
         return "not a model.model.{embed_tokens,layers,norm,rotary_emb} + lm_head decoder"
+    layer = inner.layers[0]
+    attn = getattr(layer, "self_attn", None)
+    if not all(hasattr(layer, a) for a in ("mlp", "input_layernorm", "post_attention_layernorm")) or not all(
+        hasattr(attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling")
+    ):
+        return "decoder layers not shaped like llama's (what `_decode` writes out)"
+    import importlib
+
+    if not hasattr(importlib.import_module(type(model).__module__), "apply_rotary_pos_emb"):
+        return "no apply_rotary_pos_emb in the model's modeling module"
     return None
 
 
 # ----------------------------------------------------------------------------------------------------------
-# K/V buffer
+# K/V: each prompt's once, each row's new tokens
 
 
-class _KVBuffer:
-    """Duck-typed `past_key_values` for the decoder layers: one preallocated (rows, kv_heads, S, head_dim)
-    K and V tensor per layer, written in place. Rows are right-aligned: row b's prompt occupies columns
-    [P - L_b, P), its n-th new token column P + n.
+class _KV:
+    """The K/V of one batch, preallocated and written in place, per layer:
 
-    Two modes, set by the caller before each pass:
-      prefill(r0, r1, start): the pass is one prompt (batch 1); its K/V go to rows r0:r1 from `start` on, and
-        attention sees the prompt's own K/V (causal, no padding);
-      decode(col, lo): the pass is one new token per row; it goes to column `col`, attention sees [lo, col].
+        prefix  (prompts, kv_heads, P, head_dim)   each distinct prompt's K/V, once (its rows share it)
+        suffix  (rows, kv_heads, N, head_dim)      each row's new tokens, column t = its t-th new token
+
+    `groups` lists (prompt index, first row, end row, prompt length): a prompt's rows are contiguous. In the
+    prefill pass (one prompt, batch 1, transformers' own attention) it is the `past_key_values` the decoder layers
+    write through `update`; in decode steps `attend` computes the attention itself. Storing the prompt once is
+    what makes decoding cheaper: at 16 rows x 400 positions a step's K/V reads rival its weight reads, and 60 %
+    of those positions are the prompt, identical across a group's rows.
     """
 
-    def __init__(self, n_layers: int, rows: int, kv_heads: int, length: int, head_dim: int, dtype, device):
-        shape = (rows, kv_heads, length, head_dim)
-        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layers)]
-        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layers)]
-        self._prefill: tuple[int, int, int] | None = None
-        self._col = self._lo = 0
-
-    def prefill(self, r0: int, r1: int, start: int) -> None:
-        self._prefill = (r0, r1, start)
-
-    def decode(self, col: int, lo: int) -> None:
-        self._prefill, self._col, self._lo = None, col, lo
+    def __init__(self, n_layers: int, groups: list[tuple[int, int, int, int]], rows: int, kv_heads: int,
+                 prompt_len: int, new_tokens: int, head_dim: int, dtype, device):  # fmt: skip
+        pre = (len(groups), kv_heads, prompt_len, head_dim)
+        suf = (rows, kv_heads, new_tokens, head_dim)
+        self.pk = [torch.empty(pre, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.pv = [torch.empty(pre, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.sk = [torch.empty(suf, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.sv = [torch.empty(suf, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.groups = groups
+        self.prefilling = 0  # the prompt whose prefill pass is running
+        self.t = 0  # the column the current decode step writes
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        k, v = self.k[layer_idx], self.v[layer_idx]
-        if self._prefill is not None:
-            r0, r1, start = self._prefill  # key: (1, kv_heads, L, head_dim)
-            end = start + key.shape[2]
-            k[r0:r1, :, start:end] = key  # broadcast over the prompt's rows
-            v[r0:r1, :, start:end] = value
-            # the padding left of a shorter prompt is masked, but a masked score is still q.k + (-inf): NaN if the
-            # buffer's uninitialised memory holds a NaN there, so it is zeroed
-            k[r0:r1, :, :start] = 0
-            v[r0:r1, :, :start] = 0
-            return key, value
-        k[:, :, self._col] = key[:, :, 0]  # key: (rows, kv_heads, 1, head_dim)
-        v[:, :, self._col] = value[:, :, 0]
-        return k[:, :, self._lo : self._col + 1], v[:, :, self._lo : self._col + 1]
+        """Prefill (`past_key_values.update` in transformers' attention): key (1, kv_heads, L, head_dim)."""
+        L = key.shape[2]
+        self.pk[layer_idx][self.prefilling, :, :L] = key[0]
+        self.pv[layer_idx][self.prefilling, :, :L] = value[0]
+        return key, value  # the prompt attends to itself only (causal)
 
-    def keep(self, idx: torch.Tensor) -> None:
-        """Drop the rows not in `idx` (rows that stopped): one copy of what is left."""
-        self.k = [t.index_select(0, idx) for t in self.k]
-        self.v = [t.index_select(0, idx) for t in self.v]
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """Decode: q (rows, heads, 1, head_dim), k / v (rows, kv_heads, 1, head_dim) of the new token; returns
+        softmax(q K^T * scale) V over [the row's prompt, its new tokens so far] as (rows, heads, head_dim)."""
+        t = self.t
+        sk, sv = self.sk[layer], self.sv[layer]
+        sk[:, :, t] = k[:, :, 0]
+        sv[:, :, t] = v[:, :, 0]
+        B, H, _, D = q.shape
+        KV = sk.shape[1]
+        R = H // KV  # query heads per K/V head (heads j*R .. j*R+R-1 read K/V head j, as transformers' repeat_kv)
+        qg = q.view(B, KV, R, D)
+        s_new = torch.matmul(qg, sk[:, :, : t + 1].transpose(-1, -2)) * scale  # (B, KV, R, t+1)
+        out = torch.empty(B, KV, R, D, dtype=q.dtype, device=q.device)
+        for g, r0, r1, L in self.groups:
+            n = r1 - r0
+            qq = qg[r0:r1].transpose(0, 1).reshape(KV, n * R, D)  # the group's queries against its prompt, once
+            s_pre = torch.matmul(qq, self.pk[layer][g, :, :L].transpose(-1, -2)) * scale  # (KV, nR, L)
+            s_pre = s_pre.view(KV, n, R, L).transpose(0, 1)  # (n, KV, R, L)
+            p = torch.softmax(torch.cat([s_pre, s_new[r0:r1]], dim=-1), dim=-1)  # (n, KV, R, L+t+1)
+            o_pre = torch.matmul(p[..., :L].transpose(0, 1).reshape(KV, n * R, L), self.pv[layer][g, :, :L])
+            out[r0:r1] = o_pre.view(KV, n, R, D).transpose(0, 1) + torch.matmul(p[..., L:], sv[r0:r1, :, : t + 1])
+        return out.view(B, H, D)
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows (the others stopped): their new-token K/V is copied, the prompts' stays."""
+        idx = torch.tensor(rows, device=self.sk[0].device)
+        self.sk = [x.index_select(0, idx) for x in self.sk]
+        self.sv = [x.index_select(0, idx) for x in self.sv]
+        where = {}
+        for i, r in enumerate(rows):
+            g = next(gg for gg, r0, r1, _ in self.groups if r0 <= r < r1)
+            where.setdefault(g, []).append(i)
+        lens = {g: L for g, _, _, L in self.groups}
+        self.groups = [(g, ix[0], ix[-1] + 1, lens[g]) for g, ix in where.items()]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,7 +246,7 @@ class _KVBuffer:
 
 
 def kv_bytes_per_position(model) -> int:
-    """Bytes of K/V one row holds per position (all layers)."""
+    """Bytes of K/V one sequence holds per position (all layers)."""
     cfg = model.config
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     elem = next(model.parameters()).element_size()
@@ -274,8 +308,10 @@ def sample_rows(
     for i, p in enumerate(prompt_ids):
         by_prompt.setdefault(tuple(int(t) for t in p), []).append(i)
     order = [i for rows in by_prompt.values() for i in rows]  # rows grouped by prompt, groups contiguous
-    width = max(len(p) for p in prompt_ids) + params.max_new_tokens
-    cap = max_cache_bytes // (kv_bytes_per_position(model) * width)
+    # K/V budget: every distinct prompt's prefix (an upper bound for one batch) + each row's new tokens
+    per_pos = kv_bytes_per_position(model)
+    prefix_bytes = per_pos * max(len(p) for p in prompt_ids) * len(by_prompt)
+    cap = (max_cache_bytes - prefix_bytes) // (per_pos * params.max_new_tokens)
     out_ids: list[list[int]] = [[] for _ in range(n)]
     out_lp: list[list[float]] | None = [[] for _ in range(n)] if return_logprobs else None
     trace = Trace()
@@ -289,18 +325,41 @@ def sample_rows(
     return Samples(out_ids, out_lp, trace)
 
 
-def _forward(model, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None, cache: _KVBuffer) -> torch.Tensor:
-    """The model's own modules on `ids` (B, T) at positions `pos` (B, T); returns the last position's logits,
-    float32 (B, V), as `generate` reads them."""
+def _prefill(model, ids: torch.Tensor, kv: _KV) -> torch.Tensor:
+    """One prompt (1, L) through the model's own modules (transformers' causal attention), its K/V into `kv`;
+    returns the last position's logits (1, V), float32 as `generate` reads them."""
     inner = model.model
-    h = inner.embed_tokens(ids)  # (B, T, H)
-    pe = inner.rotary_emb(h, pos)  # (cos, sin), each (B, T, head_dim)
+    pos = torch.arange(ids.shape[1], device=ids.device)[None]  # (1, L)
+    h = inner.embed_tokens(ids)  # (1, L, H)
+    pe = inner.rotary_emb(h, pos)
     for layer in inner.layers[: model.config.num_hidden_layers]:
-        h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache, position_embeddings=pe)
+        h = layer(h, attention_mask=None, position_ids=pos, past_key_values=kv, position_embeddings=pe)
         if isinstance(h, tuple):
             h = h[0]
-    h = inner.norm(h[:, -1:])  # (B, 1, H): norm is per position, only the last one is read
-    return model.lm_head(h)[:, -1].float()  # (B, V)
+    return model.lm_head(inner.norm(h[:, -1:]))[:, -1].float()
+
+
+def _decode(model, tok: torch.Tensor, pos: torch.Tensor, kv: _KV, rope) -> torch.Tensor:
+    """One new token per row: tok (B,) at positions pos (B,); returns logits (B, V) float32. The decoder layer
+    of the supported families (llama / qwen2 / qwen3) written out with the model's own modules (norms,
+    projections with the SVD adapter, MLP, rotary embedding), attention by `kv.attend` (each prompt's K/V once)."""
+    inner = model.model
+    h = inner.embed_tokens(tok[:, None])  # (B, 1, H)
+    cos, sin = inner.rotary_emb(h, pos[:, None])  # (B, 1, head_dim) each
+    B = h.shape[0]
+    for i, layer in enumerate(inner.layers[: model.config.num_hidden_layers]):
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        q = attn.q_proj(x).view(B, 1, -1, attn.head_dim)  # (B, 1, heads, head_dim)
+        k = attn.k_proj(x).view(B, 1, -1, attn.head_dim)
+        v = attn.v_proj(x).view(B, 1, -1, attn.head_dim).transpose(1, 2)  # (B, kv_heads, 1, head_dim)
+        if hasattr(attn, "q_norm"):  # qwen3: RMSNorm over each head's dims, before the rotation
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        q, k = rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+        o = kv.attend(i, q, k, v, attn.scaling)  # (B, heads, head_dim)
+        h = h + attn.o_proj(o.reshape(B, 1, -1))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+    return model.lm_head(inner.norm(h))[:, -1].float()  # (B, V)
 
 
 def _draw(probs: torch.Tensor) -> torch.Tensor:
@@ -314,32 +373,33 @@ def _draw(probs: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams, want_lp: bool, trace: Trace):
+    import importlib
+
     cfg = model.config
     device = model.lm_head.weight.device
+    rope = importlib.import_module(type(model).__module__).apply_rotary_pos_emb  # the model family's own
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     B = len(prompts)
-    lens = torch.tensor([len(p) for p in prompts], device=device)  # (B,)
-    P = int(lens.max())
-    cache = _KVBuffer(cfg.num_hidden_layers, B, cfg.num_key_value_heads, P + params.max_new_tokens, head_dim,
-                      model.model.embed_tokens.weight.dtype, device)  # fmt: skip
-    trace.batches += 1
-
-    # prefill: once per run of equal prompts, its K/V broadcast into the run's rows
-    logits = torch.empty(B, cfg.vocab_size, dtype=torch.float32, device=device)
+    groups: list[tuple[int, int, int, int]] = []  # (prompt index, first row, end row, prompt length)
     r0 = 0
     while r0 < B:
         r1 = r0 + 1
         while r1 < B and prompts[r1] == prompts[r0]:
             r1 += 1
-        L = len(prompts[r0])
-        ids = torch.tensor([prompts[r0]], device=device)  # (1, L)
-        cache.prefill(r0, r1, P - L)
-        logits[r0:r1] = _forward(model, ids, torch.arange(L, device=device)[None], None, cache)
-        trace.prefill_lens.append(L)
+        groups.append((len(groups), r0, r1, len(prompts[r0])))
         r0 = r1
+    kv = _KV(cfg.num_hidden_layers, groups, B, cfg.num_key_value_heads, max(g[3] for g in groups),
+             params.max_new_tokens, head_dim, model.model.embed_tokens.weight.dtype, device)  # fmt: skip
+    trace.batches += 1
 
-    start = P - lens  # (B,) first column of each row's prompt
-    valid = torch.arange(P + params.max_new_tokens, device=device)[None, :] >= start[:, None]  # (B, S)
+    # prefill: once per prompt; its rows start from the same logits
+    logits = torch.empty(B, cfg.vocab_size, dtype=torch.float32, device=device)
+    for g, r0, r1, L in groups:
+        kv.prefilling = g
+        logits[r0:r1] = _prefill(model, torch.tensor([prompts[r0]], device=device), kv)
+        trace.prefill_lens.append(L)
+
+    lens = torch.tensor([len(p) for p in prompts], device=device)  # (B,) each row's prompt length
     eos = torch.tensor(params.eos_token_ids, dtype=torch.long, device=device)
     warpers = params.warpers()
     alive = list(range(B))  # batch row -> output row
@@ -371,19 +431,15 @@ def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams,
         n_stopped = int(stopped.sum())
         if t == T - 1 or n_stopped == len(alive):
             break
-        # rows that stopped leave the batch once the row-steps they would waste pay for copying the cache
+        # rows that stopped leave the batch once the row-steps they would waste pay for copying their K/V
         if n_stopped and n_stopped * (T - 1 - t) >= len(alive):
             keep = (~stopped).nonzero()[:, 0]
-            cache.keep(keep)
+            kv.keep(keep.tolist())
             alive = [alive[i] for i in keep.tolist()]
-            tok, lens, valid = tok[keep], lens[keep], valid[keep]
-            stopped = stopped[keep]
+            tok, lens, stopped = tok[keep], lens[keep], stopped[keep]
             trace.compactions += 1
-        col = P + t  # the column of the token just drawn
-        lo = int((P - lens).min())  # columns left of lo are padding in every row
-        cache.decode(col, lo)
-        mask = None if bool(valid[:, lo].all()) else valid[:, None, None, lo : col + 1]  # (B, 1, 1, kv)
-        logits = _forward(model, tok[:, None], (lens + t)[:, None], mask, cache)
+        kv.t = t  # the token just drawn is new token t of every row, at position len + t
+        logits = _decode(model, tok, lens + t, kv, rope)
         trace.decode_rows.append(len(alive))
     return out_ids, out_lp
 
