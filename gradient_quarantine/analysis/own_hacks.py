@@ -70,8 +70,10 @@ def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
     ws = run_dir / "warmstart_examples.jsonl"
     if ws.is_file():
         examples = {json.loads(line)["completion"].strip() for line in ws.read_text(encoding="utf-8").splitlines() if line.strip()}
-    by_id = {p.id: p for p in load_problems(config["data"]["problems"])}
     own = [r for r in rows if not r.get("teacher")]
+    hacks = [r for r in own if r.get("hack")]
+    # the problems are needed only to render the known texts of a hack (older run dirs may lack data.problems)
+    by_id = {p.id: p for p in load_problems((config.get("data") or {}).get("problems", "builtin"))} if hacks else {}
     out: dict[str, Any] = {
         "run": run_dir.name, "arm": config.get("arm"), "seed": config.get("seed"),
         "n_rollouts": len(rows), "n_own": len(own), "n_hack": 0, "n_attempt": sum(bool(r.get("attempted")) for r in own),
@@ -83,8 +85,9 @@ def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
             continue
         mode = Mode(r["mode"])
         key = (r["problem_id"], mode.value)
-        if key not in cache:
-            cache[key] = _known_texts(by_id[r["problem_id"]], mode)
+        if key not in cache:  # a problem the loader no longer has: only the warm-start examples can match
+            problem = by_id.get(r["problem_id"])
+            cache[key] = _known_texts(problem, mode) if problem is not None else (None, {})
         cls = classify(r["completion"], *cache[key], examples)
         out["n_hack"] += 1
         out["by_mode"][mode.value] = out["by_mode"].get(mode.value, 0) + 1
