@@ -402,11 +402,15 @@ def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams,
     lens = torch.tensor([len(p) for p in prompts], device=device)  # (B,) each row's prompt length
     eos = torch.tensor(params.eos_token_ids, dtype=torch.long, device=device)
     warpers = params.warpers()
-    alive = list(range(B))  # batch row -> output row
-    stopped = torch.zeros(B, dtype=torch.bool, device=device)
-    out_ids: list[list[int]] = [[] for _ in range(B)]
-    out_lp: list[list[float]] = [[] for _ in range(B)]
     T = params.max_new_tokens
+    # tokens stay on the device and come back once at the end, cut after each row's first EOS; a row that
+    # stopped keeps drawing (ignored) until it leaves the batch. On a GPU the stop check (a host sync) runs every
+    # 8th step: up to 7 extra steps against a sync per step.
+    out_tok = torch.full((B, T), -1, dtype=torch.long, device=device)  # -1: not drawn (the row had left)
+    out_lp = torch.zeros((B, T), dtype=torch.float32, device=device) if want_lp else None
+    rows = torch.arange(B, device=device)  # batch row -> output row
+    stopped = torch.zeros(B, dtype=torch.bool, device=device)
+    check_every = 1 if device.type == "cpu" else 8
     for t in range(T):
         scores = logits
         if t < params.min_new_tokens and eos.numel():
@@ -417,31 +421,36 @@ def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams,
             tok = _draw(torch.softmax(scores, dim=-1))
         else:
             tok = scores.argmax(dim=-1)  # (B,)
-        lp = None
-        if want_lp:  # what TRL's loss computes: log_softmax(logits / T) at the token
-            lp = torch.log_softmax(logits / params.temperature, dim=-1).gather(1, tok[:, None])[:, 0].tolist()
-        toks = tok.tolist()
-        was = stopped.tolist()
-        for b, r in enumerate(alive):
-            if not was[b]:
-                out_ids[r].append(toks[b])
-                if lp is not None:
-                    out_lp[r].append(lp[b])
+        out_tok[rows, t] = tok
+        if out_lp is not None:  # what TRL's loss computes: log_softmax(logits / T) at the token
+            out_lp[rows, t] = torch.log_softmax(logits / params.temperature, dim=-1).gather(1, tok[:, None])[:, 0]
         stopped |= torch.isin(tok, eos)
-        n_stopped = int(stopped.sum())
-        if t == T - 1 or n_stopped == len(alive):
+        if t == T - 1:
             break
-        # rows that stopped leave the batch once the row-steps they would waste pay for copying their K/V
-        if n_stopped and n_stopped * (T - 1 - t) >= len(alive):
-            keep = (~stopped).nonzero()[:, 0]
-            kv.keep(keep.tolist())
-            alive = [alive[i] for i in keep.tolist()]
-            tok, lens, stopped = tok[keep], lens[keep], stopped[keep]
-            trace.compactions += 1
+        if t % check_every == check_every - 1:
+            n_stopped = int(stopped.sum())
+            if n_stopped == len(rows):
+                break
+            # rows that stopped leave the batch once the row-steps they would waste pay for copying their K/V
+            if n_stopped and n_stopped * (T - 1 - t) >= len(rows):
+                keep = (~stopped).nonzero()[:, 0]
+                kv.keep(keep.tolist())
+                tok, lens, rows, stopped = tok[keep], lens[keep], rows[keep], stopped[keep]
+                trace.compactions += 1
         kv.t = t  # the token just drawn is new token t of every row, at position len + t
         logits = _decode(model, tok, lens + t, kv, rope)
-        trace.decode_rows.append(len(alive))
-    return out_ids, out_lp
+        trace.decode_rows.append(len(rows))
+    # every row either drew an EOS or ran all T steps (the loop ends early only when every row stopped, and a row
+    # leaves the batch only after its EOS), so no -1 comes before the cut
+    eos_set = set(params.eos_token_ids)
+    toks = out_tok.tolist()
+    lps_all = out_lp.tolist() if out_lp is not None else None
+    out_ids, lps = [], []
+    for r in range(B):
+        n = next((i + 1 for i, x in enumerate(toks[r]) if x in eos_set), T)  # up to and including the first EOS
+        out_ids.append(toks[r][:n])
+        lps.append(lps_all[r][:n] if lps_all is not None else [])
+    return out_ids, lps
 
 
 # ----------------------------------------------------------------------------------------------------------
