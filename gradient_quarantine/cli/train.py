@@ -4,6 +4,7 @@
     gq train --preset demo --set method=vanilla --set seed=42
     gq train --preset demo --set routing.direction=random --set routing.frout_from=out/runs/0001_route2b_s41
     gq train --resume out/runs/0003_route2b_s41
+    gq train --preset demo --run-dir out/runs/0009_mine   # exactly this directory; run again: resumes it
     gq train --help-config                      # every config key, its default and what it means
     gq eval out/runs/0003_route2b_s41
 
@@ -23,8 +24,11 @@ from gradient_quarantine.cli import app
 def train_cmd(
     preset: str = typer.Option(None, "--preset", help="smoke | demo | paper, or a path to a preset .yaml"),
     set_: list[str] = typer.Option(None, "--set", help="Override one config key: --set grpo.lr=3e-4 (repeatable)."),
-    runs_dir: Path = typer.Option(Path("out/runs"), "--runs-dir", help="Where run directories are created."),
+    runs_dir: Path = typer.Option(None, "--runs-dir", help="Where run directories are created, as "
+                                  "<RUNS_DIR>/<NNNN>_<name> with the next free job number (default out/runs)."),
     name: str = typer.Option(None, "--name", help="Run name (default: <arm>_s<seed>)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Train in exactly this directory: a new or empty one "
+                                 "starts the run there, one holding a run resumes it (how the queue runs a job)."),
     resume: Path = typer.Option(None, "--resume", help="Resume this run directory from its last checkpoint."),
     help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -33,39 +37,78 @@ def train_cmd(
 
     Example: gq train --preset smoke --set method=vanilla
     """
-    from gradient_quarantine.experiments.presets import ConfigError, build_config, describe_keys
+    from gradient_quarantine.experiments.presets import describe_keys
 
     if help_config:
         typer.echo(describe_keys())
         return
     if resume is not None:
-        if preset or set_ or name:
-            _fail("--resume continues a run with its saved config; drop --preset/--set/--name")
-        _quiet_libraries()
-        from gradient_quarantine.substrate.sandbox import SandboxError
-        from gradient_quarantine.train.trainer import resume as resume_run
-
-        try:
-            run = resume_run(resume)
-        except SandboxError as e:  # no sandbox at the level the run's config asks for: nothing was changed
-            _fail(str(e))
-        typer.echo(str(run.path))
+        if preset or set_ or name or run_dir:
+            _fail("--resume continues a run with its saved config; drop --preset/--set/--name/--run-dir")
+        _resume(resume)
         return
+    if run_dir is not None:
+        if runs_dir is not None:
+            _fail("--run-dir is the run directory itself; drop --runs-dir")
+        if (run_dir / "config.json").is_file():  # the run is there already (a killed attempt): continue it
+            if preset:
+                _same_run_or_fail(run_dir, _config(preset, set_, name, quiet))
+            elif set_ or name:
+                _fail(f"{run_dir} holds a run: give only --run-dir to resume it with its saved config "
+                      "(or --preset with --set/--name to check they match it)")
+            _resume(run_dir)
+            return
     if not preset:
-        _fail("give --preset NAME (smoke, demo, paper or a .yaml path), or --resume RUN_DIR")
+        where = f"{run_dir} holds no run yet: " if run_dir is not None else ""
+        _fail(f"{where}give --preset NAME (smoke, demo, paper or a .yaml path), or --resume RUN_DIR")
+    cfg = _config(preset, set_, name, quiet)
+    _quiet_libraries()
+    from gradient_quarantine.substrate.sandbox import SandboxError
+    from gradient_quarantine.train.trainer import train as train_run
+
+    try:
+        run = train_run(cfg, runs_dir=runs_dir or Path("out/runs"), run_dir=run_dir)
+    except (SandboxError, FileExistsError) as e:  # refused before the run started (or the sandbox broke mid-run)
+        _fail(str(e))
+    typer.echo(str(run.path))
+
+
+def _config(preset: str, set_: list[str] | None, name: str | None, quiet: bool):
+    """The validated config of `--preset/--set/--name` (a bad key or value fails here, before anything runs)."""
+    from gradient_quarantine.experiments.presets import ConfigError, build_config
+
     try:
         cfg = build_config(preset, set_ or [], name=name)
         if quiet:
             cfg.run.progress = False
     except ConfigError as e:
         _fail(str(e))
+    return cfg
+
+
+def _same_run_or_fail(run_dir: Path, cfg) -> None:
+    """`--run-dir` on a directory that holds a run: the options given must describe that run (same numbers:
+    config_hash; same name when --name is given), else it is someone else's directory."""
+    import json
+
+    saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    asked = cfg.resolved()
+    if saved.get("config_hash") != asked.config_hash():
+        _fail(f"{run_dir} holds a run of another config (config_hash {saved.get('config_hash')}, these options give "
+              f"{asked.config_hash()}): give only --run-dir to resume it, or choose another directory")
+    if cfg.name is not None and saved.get("name") != cfg.name:
+        _fail(f"{run_dir} holds the run {saved.get('name')!r}, not {cfg.name!r}")
+
+
+def _resume(run_dir: Path) -> None:
+    """Continue the run in `run_dir` from its last checkpoint (a complete run: nothing to do); print its path."""
     _quiet_libraries()
     from gradient_quarantine.substrate.sandbox import SandboxError
-    from gradient_quarantine.train.trainer import train as train_run
+    from gradient_quarantine.train.trainer import resume as resume_run
 
     try:
-        run = train_run(cfg, runs_dir=runs_dir)
-    except SandboxError as e:  # refused before a run directory was made (or the sandbox broke mid-run)
+        run = resume_run(run_dir)
+    except SandboxError as e:  # no sandbox at the level the run's config asks for: nothing was changed
         _fail(str(e))
     typer.echo(str(run.path))
 

@@ -65,6 +65,17 @@ class RunDir:
             return cls(path)
         raise RuntimeError(f"could not reserve a job number in {runs_dir} after {max_tries} tries")
 
+    @classmethod
+    def create_at(cls, path: str | Path) -> RunDir:
+        """Exactly `path` (the directory the queue chose and reserved with `create`), made if missing; it must
+        hold nothing yet, so a fresh run never writes among another run's files."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise FileExistsError(f"{path} is not empty and holds no run (no {CONFIG}): a fresh run needs a new "
+                                  "or empty directory")
+        return cls(path)
+
     @property
     def job(self) -> int | None:
         m = _JOB_DIR.match(self.path.name)

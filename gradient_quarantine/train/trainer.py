@@ -989,13 +989,14 @@ def _save_direction(directory: Path, direction, band) -> None:
 # entry points
 
 
-def train(cfg: TrainConfig, runs_dir: str | Path = "out/runs") -> RunDir:
-    """A fresh run: allocate `<runs_dir>/<job>_<name>/`, train, evaluate. Returns the run dir."""
+def train(cfg: TrainConfig, runs_dir: str | Path = "out/runs", run_dir: str | Path | None = None) -> RunDir:
+    """A fresh run: allocate `<runs_dir>/<job>_<name>/` (or use `run_dir`, new or empty: the directory the queue
+    chose), train, evaluate. Returns the run dir."""
     from gradient_quarantine.substrate.sandbox import detect_isolation
 
     resolved = cfg.resolved()
     detect_isolation(resolved.grader.isolation)  # no safe sandbox: SandboxError before a run directory exists
-    run = RunDir.create(runs_dir, resolved.name)
+    run = RunDir.create(runs_dir, resolved.name) if run_dir is None else RunDir.create_at(run_dir)
     return Run(resolved, run).start()
 
 
