@@ -32,6 +32,7 @@ from gradient_quarantine.io import atomic_write_json
 
 # A gate value counts as "at 0" / "at 1" within this tolerance (float32 arithmetic on the clamp).
 GATE_ATOL = 1e-6
+_EPS = 1e-12
 
 
 GRANULARITIES = ("rollout", "token")
@@ -125,12 +126,11 @@ def gate(cos: torch.Tensor, band: Band) -> torch.Tensor:
     return f
 
 
-def frout(f: torch.Tensor, norms: torch.Tensor) -> float:
-    """Routed fraction of gradient mass, `sum f ||G|| / sum ||G||` (docs/architecture.md "Routing")."""
-    total = norms.sum()
-    if total <= 0:
-        return 0.0
-    return float((f * norms).sum() / total)
+def frout(f: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """Routed fraction of gradient mass, `sum f ||G|| / sum ||G||` (docs/architecture.md "Routing"); 0 when there
+    is no mass. `f`, `norms`: any shape, alike. A 0-d tensor on their device, so a step's gauges take one host
+    sync together (`Router.stats`); `float(frout(f, norms))` for a number."""
+    return (f * norms).sum() / norms.sum().clamp(min=_EPS)
 
 
 def frout_matched_gate(cos: torch.Tensor, norms: torch.Tensor, target: float) -> torch.Tensor:

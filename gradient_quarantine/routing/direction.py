@@ -1,4 +1,5 @@
-"""The hack direction `v_grad` from a pair set, its controls (random-V, placebo), and the cosine the gate reads.
+"""The hack direction `v_grad` from a pair set, its controls (random-V, placebo), and the band's per-pair scores.
+The cosine the gate reads is `cosine.py`'s (`cosine` and `dot_and_sqnorm` are importable from here too).
 
 Math (docs/architecture.md "Pair differences and v_grad", docs/design.md §5):
 
@@ -45,7 +46,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from gradient_quarantine.io import atomic_write_bytes, atomic_write_json
-from gradient_quarantine.routing.band import Band, calibrate_band, gate
+from gradient_quarantine.routing.band import Band, calibrate_band, frout, gate
+from gradient_quarantine.routing.cosine import cosine, cosine_of, direction_norm, dot_and_sqnorm
 from gradient_quarantine.routing.pairs import (
     LengthNorm,
     Pair,
@@ -109,40 +111,6 @@ class Direction:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# cosine
-
-
-def cosine(grads: Mapping[str, torch.Tensor], v_hat: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """`cos(G, v_hat) = <G, v_hat> / (||G|| ||v_hat||)` over the concatenation of the modules of `v_hat`.
-
-    `grads[m]`: (..., R) for every module of `v_hat` (extra modules in `grads` are an error: a cosine over a
-    subset would silently change its meaning). Returns (...); rows with zero gradient get cosine 0.
-    """
-    dot, sq = dot_and_sqnorm(grads, v_hat)
-    vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
-    return dot / (sq.sqrt() * vnorm).clamp(min=_EPS)
-
-
-def dot_and_sqnorm(
-    grads: Mapping[str, torch.Tensor], v_hat: Mapping[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(<G, v_hat>, ||G||^2)` summed over modules, each (...), float32."""
-    if set(grads) != set(v_hat):
-        missing, extra = set(v_hat) - set(grads), set(grads) - set(v_hat)
-        raise KeyError(
-            f"gradient and direction modules differ: missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}"
-        )
-    dot = sq = None
-    for m, v in v_hat.items():
-        g = grads[m].float()  # (..., R)
-        d_m = g @ v.to(g.device, torch.float32)  # (...)
-        s_m = (g * g).sum(-1)  # (...)
-        dot = d_m if dot is None else dot + d_m
-        sq = s_m if sq is None else sq + s_m
-    return dot, sq
-
-
-# ------------------------------------------------------------------------------------------------------------
 # extraction
 
 
@@ -196,8 +164,7 @@ def token_scores(grads: Mapping[str, torch.Tensor], mass: torch.Tensor, v_hat: M
     """Token-mass-weighted mean token cosine of each sequence, (n,): `<G_n, v_hat> / (||v_hat|| mass_n)` with
     `mass_n = sum_t ||G_nt||` (equal to `sum_t ||G_nt|| cos_nt / sum_t ||G_nt||`, module docstring)."""
     dot, _ = dot_and_sqnorm(grads, v_hat)
-    vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
-    return dot / (mass.to(dot.device).float() * vnorm).clamp(min=_EPS)
+    return cosine_of(dot, mass.to(dot.device).float(), direction_norm(v_hat))
 
 
 def side_scores(
@@ -348,7 +315,7 @@ def token_frouts(stats: TokenStats, band: Band) -> torch.Tensor:
     """(n,): each sequence's mass-weighted share of tokens routed by `band` (`stats` with `cos` and `norm`)."""
     if stats.cos is None or stats.norm is None:
         raise ValueError("token_frouts needs per-token cosines: sequence_token_stats(..., v_hat=...)")
-    out = [float((gate(c, band) * w).sum() / w.sum().clamp(min=_EPS)) for c, w in zip(stats.cos, stats.norm, strict=True)]
+    out = [float(frout(gate(c, band), w)) for c, w in zip(stats.cos, stats.norm, strict=True)]
     return torch.tensor(out)
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from gradient_quarantine.routing.capture import GradCapture
+from gradient_quarantine.routing.cosine import cosine_of, direction_norm
 
 # TRL loss_type -> length_norm kind (see the module docstring). "constant" needs max_completion_length.
 _LOSS_TYPE_NORM = {
@@ -228,7 +229,7 @@ def sequence_token_stats(
     norms: list[torch.Tensor] = []
     vnorm = None
     if v_hat is not None:
-        vnorm = torch.sqrt(sum((v.float() ** 2).sum() for v in v_hat.values()))
+        vnorm = direction_norm(v_hat)
     with _grads_kept(adapter):
         for cap, att in _backward_chunks(
             model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
@@ -247,7 +248,7 @@ def sequence_token_stats(
             norm_t = sq.sqrt() * att  # (n, T): padding positions carry nothing
             masses.append(norm_t.sum(1))
             if v_hat is not None:
-                cos_t = dot / (norm_t * vnorm.to(norm_t.device)).clamp(min=1e-12)  # (n, T)
+                cos_t = cosine_of(dot, norm_t, vnorm.to(norm_t.device))  # (n, T)
                 for j in range(att.shape[0]):
                     L = int(att[j].sum())  # right padding: the real positions are [0, L)
                     coss.append(cos_t[j, :L].detach())

@@ -47,11 +47,13 @@ from gradient_quarantine.routing.band import (
     GATE_ATOL,
     Band,
     band_stats,
+    frout,
     frout_matched_gate,
     gate,
     ramp_matched_gate,
 )
 from gradient_quarantine.routing.capture import GradCapture
+from gradient_quarantine.routing.cosine import cosine_of
 from gradient_quarantine.routing.direction import Direction
 
 GRANULARITIES = ("rollout", "token")
@@ -193,7 +195,7 @@ class Router:
             G = torch.stack([cap.per_rollout[m] for m in self.names], 1).float()  # (B, M, R)
             dot = sign * torch.einsum("bmr,mr->b", G, self._v)  # (B,) <u_b, v_hat>
             norms = G.flatten(1).norm(dim=1)  # (B,) ||G_b||
-            cos = dot / norms.clamp(min=_EPS)  # (B,)
+            cos = cosine_of(dot, norms)  # (B,) v_hat is unit
             f = self._gate(cos, norms)  # (B,)
             routed = torch.einsum("b,bmr->mr", f, G)  # (M, R) sum_b f_b G_b
             kept = torch.einsum("b,bmr->mr", 1.0 - f, G)  # (M, R) sum_b (1 - f_b) G_b
@@ -232,7 +234,7 @@ class Router:
             Gts.append(Gt)
         dot = sign * dot
         norms = sq.sqrt()  # (B, T) ||G_bt||
-        cos = dot / norms.clamp(min=_EPS)  # (B, T)
+        cos = cosine_of(dot, norms)  # (B, T) v_hat is unit
         f = self._gate(cos, norms)  # (B, T)
         weights = torch.stack([f, 1.0 - f, torch.ones_like(f)])  # (3, B, T): routed, kept, total
         split = torch.stack([torch.einsum("kbt,btr->kr", weights, Gt) for Gt in Gts], 1)  # (3, M, R)
@@ -307,7 +309,7 @@ class Router:
         kept = sum(r.kept for r in results)  # (M, R)
         routed = sum(r.routed for r in results)
         # every gauge as a 0-d tensor first, then one host sync (this runs every step on the GPU)
-        frout = (f * norms).sum() / norms.sum().clamp(min=_EPS)
+        routed_frac = frout(f, norms)  # 0-d, synced below with the rest
         qs = torch.tensor([0.1, 0.5, 0.9], device=cos.device)
         q = torch.nanquantile(torch.where(w > 0, cos.float(), torch.nan), qs)  # nan if nothing is live
         n_live = w.sum()
@@ -318,7 +320,7 @@ class Router:
         # main knob does not own, e.g. a disjoint knob's, are zero), against v_hat
         u_main = torch.zeros_like(kept)
         u_main[:, : self.rank] = results[0].sign * kept[:, : self.rank]
-        resid = (u_main * self._v).sum() / u_main.norm().clamp(min=_EPS)
+        resid = cosine_of((u_main * self._v).sum(), u_main.norm())
         # dropped: the share of the routed squared norm that reaches neither knob. The routed part leaves the
         # main knob by construction; the knob takes only its own coordinates of it (disjoint: its extra axes,
         # vgrad_span: the projection on span(v_grad)), so the rest is masked out (the gradient-routing design),
@@ -329,7 +331,7 @@ class Router:
             routed_sq > 0, (1.0 - (knob_g * knob_g).sum() / routed_sq.clamp(min=_EPS)).clamp(0.0, 1.0), torch.nan
         )
         vals = torch.cat([
-            frout[None], q, frac, resid[None], dropped[None], self._main_coords(kept).norm()[None],
+            routed_frac[None], q, frac, resid[None], dropped[None], self._main_coords(kept).norm()[None],
             knob_g.norm()[None],
         ]).tolist()  # fmt: skip
         names = [
