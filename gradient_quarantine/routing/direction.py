@@ -334,16 +334,21 @@ def extract_direction(
     """`v_grad` and its band from a pair set, on the current policy (the caller sets the adapter state).
 
     `kind="placebo"` labels a direction extracted from clean/clean pairs (`placebo_pairs`).
+    `kind="solve"` is the solve direction (orthogonalize.py): its pairs hold a correct completion in the `clean`
+    slot and an incorrect one in the `hack` slot, and the direction points towards the *clean* slot, the correct
+    side (its band's `upper` / `hack_cos` are then that side's scores).
     `granularity="token"` calibrates the per-token gate's band (token-mass-weighted token cosines, module doc).
     The band carries the per-pair scores and the leave-one-pair-out separation.
     """
     norm = LengthNorm.parse(length_norm)
     if granularity == "token":
         hs, cs = pair_side_token_stats(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-        direction, band = direction_and_band(hs.grads, cs.grads, k, kind, hack_mass=hs.mass, clean_mass=cs.mass)
+        pos, neg = (cs, hs) if kind == "solve" else (hs, cs)
+        direction, band = direction_and_band(pos.grads, neg.grads, k, kind, hack_mass=pos.mass, clean_mass=neg.mass)
     else:
         hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-        direction, band = direction_and_band(hack_g, clean_g, k, kind)
+        pos, neg = (clean_g, hack_g) if kind == "solve" else (hack_g, clean_g)
+        direction, band = direction_and_band(pos, neg, k, kind)
     direction.meta.update({"n_pairs": len(pairs), "length_norm": str(norm), "temperature": temperature})
     return direction, band
 

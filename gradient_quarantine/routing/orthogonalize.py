@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gradient_quarantine.routing.direction import Direction, direction_from_grads, pair_side_grads
+from gradient_quarantine.routing.direction import Direction, extract_direction
 from gradient_quarantine.routing.pairs import LengthNorm, Pair
 
 _EPS = 1e-12
@@ -48,24 +48,16 @@ def solve_direction(
     temperature: float = 1.0,
     batch_size: int | None = None,
 ) -> Direction:
-    """The solve direction on the current policy, from solve pairs.
+    """The solve direction on the current policy, from solve pairs: `extract_direction(..., kind="solve")`.
 
     `pairs[i] = Pair(prompt, clean=<correct completion>, hack=<incorrect completion>)`: the pair types are shared
     with the hack pair set, so here the `hack` slot holds the *incorrect* side. The direction points from the
     incorrect towards the correct side (`s_i = grad l(correct_i) - grad l(incorrect_i)`), with the same length
     normalisation and temperature as `v_grad`'s extraction (they must match the live loss, docs/design.md §9).
+    The band calibrated with it is dropped: the band that gates is calibrated on the orthogonalised v_grad.
     """
-    incorrect_g, correct_g = pair_side_grads(
-        model, adapter, tokenizer, pairs, LengthNorm.parse(length_norm), temperature, batch_size
-    )
-    return solve_direction_from_grads(correct_g, incorrect_g, k)
-
-
-def solve_direction_from_grads(
-    correct_grads: dict[str, torch.Tensor], incorrect_grads: dict[str, torch.Tensor], k: int = 1
-) -> Direction:
-    """`direction_from_grads` with the correct side as the positive one; `kind="solve"`."""
-    return direction_from_grads(correct_grads, incorrect_grads, k, kind="solve")
+    direction, _ = extract_direction(model, adapter, tokenizer, pairs, k, length_norm, temperature, "solve", batch_size)
+    return direction
 
 
 def orthogonalize(direction: Direction, solve: Direction) -> Direction:
