@@ -18,22 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from gradient_quarantine.experiments import queue as queue_mod
-from gradient_quarantine.experiments.queue import (
-    JobQueue,
-    JobSpec,
-    QueueError,
-    WorkerPlan,
-    WorkerTag,
-    execute,
-    find_new_run_dir,
-    format_override,
-    gq_argv,
-    job_argv,
-    pid_alive,
-    proc_start_ticks,
-    run_local,
-)
+from gradient_quarantine.experiments import workers as workers_mod
+from gradient_quarantine.experiments.jobrun import assign_run_dir, execute, format_override, gq_argv, job_argv
+from gradient_quarantine.experiments.processes import WorkerTag, pid_alive, proc_start_ticks
+from gradient_quarantine.experiments.queue import JobQueue, JobSpec, QueueError
+from gradient_quarantine.experiments.workers import WorkerPlan, run_local
 
 PY = sys.executable
 
@@ -254,39 +243,72 @@ def test_sigkilled_worker_loses_no_job_and_never_runs_one_twice(tmp_path: Path) 
     assert ls.returncode == 0 and "done: 2" in ls.stdout
 
 
-def test_train_job_command_resume_and_run_dir_discovery(tmp_path: Path) -> None:
-    """The queue's side of the `gq train` contract: the command line, finding `<NNNN>_<name>` when it appears,
-    resuming when config.json exists, not re-running a complete run."""
+def test_train_job_command_resume_and_run_dir_choice(tmp_path: Path) -> None:
+    """The queue's side of the `gq train` contract: the queue reserves `<NNNN>_<name>` at the first start and
+    records it before anything runs, passes it with --run-dir, passes it alone (resume) once config.json exists,
+    and does not re-run a complete run."""
     q = JobQueue(tmp_path / "q.sqlite")
     (jid,) = q.add([JobSpec(name="route2b_s41", kind="train", preset="demo",
                             overrides={"arm": "route2b", "seed": 41, "pair_modes": ["exit_code"], "routing.k": 2},
                             runs_dir=str(tmp_path / "runs"))])
-    job = q.get(jid)
-    argv, env = job_argv(q, job)
+    assert q.get(jid).run_dir is None  # chosen when it first starts
+    with pytest.raises(QueueError, match="reserved when it first starts"):
+        job_argv(q, q.get(jid))
+    runs = (tmp_path / "runs").resolve()
+    runs.mkdir()
+    (runs / "0007_route2b_s41").mkdir()  # a run made here by hand (`gq train`): its number is not reused
+    me = WorkerTag.here("w0")
+    q.claim(me)
+    ours = assign_run_dir(q, q.get(jid), me)
+    assert ours == runs / "0008_route2b_s41" and ours.is_dir() and not any(ours.iterdir())
+    assert q.get(jid).run_dir == str(ours) and assign_run_dir(q, q.get(jid), me) == ours  # later attempts: same
+    argv, env = job_argv(q, q.get(jid))
     assert argv[len(gq_argv()):] == [
         "train", "--preset", "demo", "--set", "arm=route2b", "--set", "seed=41",
         "--set", 'pair_modes=["exit_code"]', "--set", "routing.k=2",
-        "--runs-dir", str((tmp_path / "runs").resolve()), "--name", "route2b_s41",
+        "--name", "route2b_s41", "--run-dir", str(ours),
     ]
-    assert env["GQ_RESUME"] == "0"
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    before = {p.name for p in runs.iterdir()}
-    (runs / "0007_route2b_s41").mkdir()
-    (runs / "0008_route2b_s41_r2").mkdir()  # another job's directory: not ours
-    found = find_new_run_dir(runs, "route2b_s41", before)
-    assert found == runs / "0007_route2b_s41"
-    me = WorkerTag.here("w0")
-    q.claim(me)
-    q.set_run_dir(jid, me, found)
-    (found / "config.json").write_text("{}")
+    assert env["GQ_RESUME"] == "0" and env["GQ_RUN_DIR"] == str(ours)
+    (ours / "config.json").write_text("{}")
     argv, env = job_argv(q, q.get(jid))
-    assert argv[len(gq_argv()):] == ["train", "--resume", str(found)] and env["GQ_RESUME"] == "1"
-    (found / "summary.json").write_text(json.dumps({"status": "complete"}))
+    assert argv[len(gq_argv()):] == ["train", "--run-dir", str(ours)] and env["GQ_RESUME"] == "1"
+    # A worker that lost the job before its first start reserves nothing.
+    (other,) = q.add([JobSpec(name="vanilla_s41", preset="demo", runs_dir=str(runs))])
+    assert q.claim(me).id == other and q.finish(other, me, "queued", None, "put back")
+    assert assign_run_dir(q, q.get(other), me) is None and not list(runs.glob("*_vanilla_s41"))
+    (ours / "summary.json").write_text(json.dumps({"status": "complete"}))
     out = execute(q, q.get(jid), me)
     assert out.status == "done" and "already complete" in q.get(jid).reason
     assert format_override("name", "0.5") == 'name="0.5"'  # a string YAML would read as a number stays a string
     assert format_override("grpo.lr", 0.5) == "grpo.lr=0.5" and format_override("run.progress", False) == "run.progress=false"
+
+
+def test_killed_train_job_resumes_in_the_run_directory_the_queue_chose(tmp_path: Path, monkeypatch) -> None:
+    """A real `gq train` job SIGKILLed mid-run (after step 3; checkpoint 2 exists) fails; requeued, it resumes in
+    the directory the queue chose at its first start, and no other directory appears."""
+    from gradient_quarantine.io import read_jsonl
+    from gradient_quarantine.train.trainer import KILL_AFTER_STEP_ENV
+
+    runs = tmp_path / "runs"
+    q = JobQueue(tmp_path / "q.sqlite")
+    sets = {"steps": 4, "run.checkpoint_every": 2, "eval.every": 2, "run.cache_dir": str(tmp_path / "cache")}
+    (jid,) = q.add([JobSpec(name="smoke_s41", preset="smoke", overrides=sets, runs_dir=str(runs))])
+    monkeypatch.setenv(KILL_AFTER_STEP_ENV, "3")  # the job's environment is the worker's
+    (out,) = run_local(q, 1, heartbeat_s=0.5, poll_s=0.1, install_signal_handlers=False)
+    run_dir = runs.resolve() / "0001_smoke_s41"
+    assert out.status == "failed" and "killed by signal 9" in out.reason and q.get(jid).run_dir == str(run_dir)
+    assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [1, 2, 3]
+
+    monkeypatch.delenv(KILL_AFTER_STEP_ENV)
+    assert q.requeue(jid) == f"queued; it will resume from {run_dir}"
+    (out,) = run_local(q, 1, heartbeat_s=0.5, poll_s=0.1, install_signal_handlers=False)
+    assert out.status == "done" and q.get(jid).run_dir == str(run_dir)
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [run_dir.name]
+    assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"
+    commands = [ln for ln in Path(q.get(jid).log).read_text().splitlines() if ln.startswith("$ ")]
+    assert commands[0].endswith(f"--name smoke_s41 --run-dir {run_dir}")  # started there ...
+    assert commands[1].endswith(f"train --run-dir {run_dir}")  # ... and resumed there with its saved config
 
 
 def test_submitit_local_executor_runs_jobs(tmp_path: Path) -> None:
@@ -330,7 +352,7 @@ def _timed(tmp: Path, name: str, sleep: float = 1.5, **kw) -> JobSpec:
 
 
 def test_worker_plan_auto_is_one_job_per_core_or_gpu(monkeypatch) -> None:
-    monkeypatch.setattr(queue_mod, "cpu_count", lambda: 4)
+    monkeypatch.setattr(workers_mod, "cpu_count", lambda: 4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU
     plan = WorkerPlan.make("auto")
     assert plan.workers == 4 and all(e["OMP_NUM_THREADS"] == "1" for e in plan.env)  # one torch thread each
@@ -357,7 +379,7 @@ def test_side_by_side_respects_dependencies_and_reports_progress(tmp_path: Path)
     ran = {j: json.loads((Path(q.get(j).run_dir) / "ran.json").read_text()) for j in (a, b, c)}
     assert ran[a]["start"] < ran[b]["end"] and ran[b]["start"] < ran[a]["end"], "a and b must run side by side"
     assert ran[c]["start"] >= ran[b]["end"], "c waits for its dependency"
-    assert {r["omp"] for r in ran.values()} == {str(max(1, queue_mod.cpu_count() // 2))}
+    assert {r["omp"] for r in ran.values()} == {str(max(1, workers_mod.cpu_count() // 2))}
     both = [snap for snap in seen if len(snap) == 2]
     assert both, "progress must show both running jobs at once"
     p = next(p for snap in seen for p in snap if p.steps == 3)
@@ -371,7 +393,7 @@ def test_run_view_prints_each_running_job_when_not_a_terminal() -> None:
     from rich.console import Console
 
     from gradient_quarantine.cli.queue import RunView, parse_workers
-    from gradient_quarantine.experiments.queue import JobProgress
+    from gradient_quarantine.experiments.workers import JobProgress
 
     buf = io.StringIO()
     view = RunView(Console(file=buf, width=200), every_s=0.0)

@@ -192,7 +192,8 @@ def test_queue_refuses_to_start_without_a_sandbox(no_sandbox, tmp_path):
     from typer.testing import CliRunner
 
     from gradient_quarantine.cli import app
-    from gradient_quarantine.experiments.queue import JobQueue, JobSpec, QueueError, job_isolation, run_local
+    from gradient_quarantine.experiments.queue import JobQueue, JobSpec, QueueError
+    from gradient_quarantine.experiments.workers import job_isolation, run_local
 
     db = tmp_path / "queue.sqlite"
     q = JobQueue(db)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gradient_quarantine.experiments.queue import JobQueue, gq_argv
+from gradient_quarantine.experiments.jobrun import gq_argv
+from gradient_quarantine.experiments.queue import JobQueue
 from gradient_quarantine.experiments.sweep import (
     SweepError,
     SweepFile,

@@ -94,7 +94,7 @@ class RunView:
     def _table(jobs):
         from rich.table import Table
 
-        from gradient_quarantine.experiments.queue import fmt_duration
+        from gradient_quarantine.experiments.workers import fmt_duration
 
         table = Table(title=f"running ({len(jobs)})", title_justify="left", box=None, pad_edge=False)
         for col in ("worker", "job", "step", "s/step", "left", "running for"):
@@ -224,7 +224,8 @@ def run(
     if executor == "local":
         from rich.console import Console
 
-        from gradient_quarantine.experiments.queue import QueueError, run_local
+        from gradient_quarantine.experiments.queue import QueueError
+        from gradient_quarantine.experiments.workers import run_local
 
         n_workers = parse_workers(workers)
         try:
@@ -287,8 +288,10 @@ def show(job_id: int = typer.Argument(..., help="job id"), lines: int = typer.Op
          db: Path = DB_OPT) -> None:
     """One job: its spec, history of events and the tail of its log."""
     import json
+    from dataclasses import replace
 
-    from gradient_quarantine.experiments.queue import QueueError, job_argv
+    from gradient_quarantine.experiments.jobrun import job_argv
+    from gradient_quarantine.experiments.queue import QueueError
 
     q = _queue(db)
     try:
@@ -297,10 +300,13 @@ def show(job_id: int = typer.Argument(..., help="job id"), lines: int = typer.Op
         _fail(str(e))
     typer.echo(f"job {j.id} {j.name} [{q.display_status(j)}] priority {j.priority}, attempts {j.attempts}/{j.max_attempts}")
     typer.echo(f"spec: {json.dumps(j.spec)}")
-    typer.echo(f"run dir: {j.run_dir}\nlog: {j.log}")
+    unstarted = j.kind == "train" and not j.run_dir  # its run directory is reserved when it first starts
+    typer.echo(f"run dir: {'(reserved when it first starts)' if unstarted else j.run_dir}\nlog: {j.log}")
     if j.status == "queued":
+        shown = replace(j, run_dir=str(Path(j.spec["runs_dir"]) / f"NNNN_{j.name}")) if unstarted else j
         try:
-            typer.echo("next command: " + " ".join(job_argv(q, j)[0]))
+            note = " (NNNN: the next free job number there)" if unstarted else ""
+            typer.echo("next command: " + " ".join(job_argv(q, shown)[0]) + note)
         except QueueError as e:
             typer.echo(f"next command: (not yet: {e})")
     for t, ev, detail in q.events(job_id):

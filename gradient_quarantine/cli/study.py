@@ -45,8 +45,9 @@ def study(
     from gradient_quarantine.analysis.report import build_report, load_runs
     from gradient_quarantine.cli.queue import RunView, parse_workers
     from gradient_quarantine.experiments.presets import parse_set
-    from gradient_quarantine.experiments.queue import JobQueue, QueueError, run_local
+    from gradient_quarantine.experiments.queue import JobQueue, QueueError
     from gradient_quarantine.experiments.sweep import SweepError, add_sweep, load_sweep
+    from gradient_quarantine.experiments.workers import run_local
 
     console = Console(stderr=True)
     out = out or Path("out") / f"study_{Path(sweep).stem}"

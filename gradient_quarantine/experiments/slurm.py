@@ -7,7 +7,7 @@ as a submitit job whose callable runs the job on the node exactly as a local wor
 
 Ownership hand-off: the submitter claims a job under a placeholder tag `submitit:<uuid>` and refreshes its
 heartbeat while the job waits in SLURM's queue; on the node, `NodeJob` takes the job over
-(`JobQueue.transfer`, conditional on the placeholder still holding it) and runs `queue.execute`. If the
+(`JobQueue.transfer`, conditional on the placeholder still holding it) and runs `jobrun.execute`. If the
 submitter dies, the placeholder's heartbeat goes stale, the job is requeued, and a late-starting node finds
 it no longer holds the job and exits without running it. If SLURM ends the allocation (cancel, node failure,
 out of memory) the submitter sees submitit report the job finished while the row still says running, and
@@ -27,7 +27,9 @@ from typing import Any
 
 import submitit
 
-from gradient_quarantine.experiments.queue import JobQueue, WorkerTag, execute
+from gradient_quarantine.experiments.jobrun import execute
+from gradient_quarantine.experiments.processes import WorkerTag
+from gradient_quarantine.experiments.queue import JobQueue
 
 
 def parse_time_min(text: str | int | float | None) -> int | None:

@@ -248,8 +248,8 @@ def validate(jobs: list[PlannedJob]) -> dict[str, str]:
 
     A key the trainer does not know (an arm it does not implement yet) is reported as such, naming the arm.
     """
+    from gradient_quarantine.experiments.jobrun import format_override
     from gradient_quarantine.experiments.presets import ConfigError, build_config, valid_keys
-    from gradient_quarantine.experiments.queue import format_override
 
     known = valid_keys()
     problems: dict[str, str] = {}
