@@ -120,3 +120,34 @@ def test_docs_name_every_key():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
     missing = [k for k in valid_keys() if f"`{k}`" not in doc]
     assert not missing, f"docs/training.md does not document {missing}"
+
+
+def test_adapter_settings_are_checked_by_the_adapters_own_config():
+    """Adapter settings are validated in one place (model/adapter_config.AdapterConfig): the config's adapter
+    section builds one, so a bad value fails with the adapter's own message, and the section hands the trainer
+    exactly that config."""
+    import re
+
+    from gradient_quarantine.model.adapter_config import DEFAULT_TARGETS, AdapterConfig
+
+    cases = [
+        (["adapter.rank=0"], dict(rank=0)),
+        (["adapter.knob_rank=0"], dict(knob_rank=0)),
+        (["adapter.layers=[2, 1]"], dict(layers=[2, 1])),
+        (["adapter.layers=[3]"], dict(layers=[3])),
+        (["adapter.knob=vgrad_span", "adapter.knob_rank=9"], dict(rank=8, knob_relation="vgrad_span", knob_rank=9)),
+    ]
+    for items, kwargs in cases:
+        with pytest.raises(ValueError) as want:
+            AdapterConfig(**kwargs)
+        with pytest.raises(ConfigError, match=re.escape(f"adapter: {want.value}")):
+            build_config("smoke", items)
+    demo = build_config("demo").adapter.adapter_config()
+    assert (demo.rank, demo.knob_rank, demo.knob_relation, demo.layers) == (32, 4, "disjoint", (15, 30))
+    assert demo.target_modules == DEFAULT_TARGETS
+    some = build_config("smoke", ["adapter.targets=[q_proj, mlp.up_proj]", "adapter.knob=shared"]).adapter
+    pattern = some.adapter_config().target_modules
+    assert some.adapter_config().knob_relation == "shared"
+    hits = [n for n in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj", "model.layers.0.self_attn.k_proj",
+                        "model.layers.0.self_attn.xq_proj", "model.layers.0.attn.up_proj") if re.search(pattern, n)]  # fmt: skip
+    assert hits == ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj"]

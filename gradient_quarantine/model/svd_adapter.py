@@ -38,7 +38,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,76 +47,16 @@ from safetensors.torch import save as safetensors_save
 from torch import Tensor, nn
 
 from gradient_quarantine.io import atomic_write_bytes, atomic_write_json
+from gradient_quarantine.model.adapter_config import (  # noqa: F401 (importable from here, as before)
+    DEFAULT_TARGETS,
+    KNOB_RELATIONS,
+    AdapterConfig,
+    KnobRelation,
+)
 
-KnobRelation = Literal["shared", "disjoint", "vgrad_span"]
-KNOB_RELATIONS: tuple[str, ...] = ("shared", "disjoint", "vgrad_span")
-DEFAULT_TARGETS = r"(?:^|\.)(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 ADAPTER_FORMAT = "gq-svd-adapter-v1"
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
-
-@dataclass
-class AdapterConfig:
-    """Which layers get an SVD adapter and how the quarantine knob relates to the main knob."""
-
-    rank: int = 16
-    """r: top-r singular triplets per module scaled by the main knob ("basis width")."""
-    target_modules: str = DEFAULT_TARGETS
-    """Regex searched in each nn.Linear's full module name; default: all attention and MLP projections."""
-    layers: tuple[int, int] | None = None
-    """Optional half-open decoder-layer range [start, end); None = every layer."""
-    knob_relation: KnobRelation = "disjoint"
-    """shared | disjoint | vgrad_span (docs/design.md §5; `shared` is the known placebo-tie diagnostic arm)."""
-    knob_rank: int = 4
-    """Axes the knob owns (disjoint: the next knob_rank singular triplets) or k (vgrad_span); unused for shared."""
-
-    def __post_init__(self) -> None:
-        if self.knob_relation not in KNOB_RELATIONS:
-            raise ValueError(
-                f"knob_relation={self.knob_relation!r}: must be one of {', '.join(KNOB_RELATIONS)}"
-            )
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise ValueError(f"rank={self.rank!r}: must be a positive int (number of singular triplets)")
-        if not isinstance(self.knob_rank, int) or self.knob_rank < 1:
-            raise ValueError(f"knob_rank={self.knob_rank!r}: must be a positive int")
-        if self.knob_relation == "vgrad_span" and self.knob_rank > self.rank:
-            raise ValueError(
-                f"knob_rank={self.knob_rank} > rank={self.rank}: a vgrad_span knob is a subspace of the main "
-                "adapter's r axes, so k <= rank; lower knob_rank or raise rank"
-            )
-        try:
-            re.compile(self.target_modules)
-        except re.error as e:
-            raise ValueError(f"target_modules={self.target_modules!r} is not a valid regex: {e}") from e
-        if self.layers is not None:
-            if len(self.layers) != 2:
-                raise ValueError(f"layers={self.layers!r}: give (start, end), a half-open layer range")
-            start, end = (int(v) for v in self.layers)
-            if not 0 <= start < end:
-                raise ValueError(f"layers={self.layers!r}: need 0 <= start < end")
-            self.layers = (start, end)
-
-    @property
-    def capture_rank(self) -> int:
-        """R: axes kept per module = capture coordinates (rank + knob_rank for disjoint, else rank)."""
-        return self.rank + self.knob_rank if self.knob_relation == "disjoint" else self.rank
-
-    @property
-    def knob_size(self) -> int:
-        """Length of dS_knob per module."""
-        return self.rank if self.knob_relation == "shared" else self.knob_rank
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layers"] = list(self.layers) if self.layers is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AdapterConfig:
-        d = dict(d)
-        if d.get("layers") is not None:
-            d["layers"] = tuple(d["layers"])
-        return cls(**d)
 
 
 def _top_svd(weight: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -264,8 +203,17 @@ class SVDLinear(nn.Module):
                         t.copy_((M @ t.float()).to(t.dtype))
         self.knob_basis.copy_(basis)
 
-    def merged_weight(self) -> Tensor:
-        """Deploy weight: ``W + U[:, :r] diag(dS_main) V[:, :r]^T`` (knob gone), computed in float32."""
+    def merged_weight(self, live: bool = False) -> Tensor:
+        """Deploy weight: ``W + U[:, :r] diag(dS_main) V[:, :r]^T`` (knob gone), computed in float32.
+
+        `live=True`: the weight this module applies now instead, ``W + U diag(delta) V^T`` over all R axes with the
+        knob included iff it is enabled, W alone with the adapter off (what a vLLM engine must sample with)."""
+        if live:
+            with torch.no_grad():
+                W = self.base.weight.float()
+                if self.adapter_enabled:
+                    W = W + (self.U.float() * self.delta().detach().float()) @ self.V.float().T  # (out, in)
+            return W.to(self.base.weight.dtype)
         r = self.rank
         U, V = self.U[:, :r].float(), self.V[:, :r].float()
         W = self.base.weight.float() + (U * self.dS_main.detach().float()) @ V.T  # (out, in)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gradient_quarantine.model.adapter_config import DEFAULT_TARGET_NAMES, AdapterConfig, targets_regex
 from gradient_quarantine.substrate.types import MODES
 
 MODE_NAMES: tuple[str, ...] = tuple(m.value for m in MODES)
@@ -40,11 +41,14 @@ class _Section(BaseModel):
 
 
 class AdapterSection(_Section):
-    """The SVD adapter (docs/design.md §5): W = U S V^T, the adapter adds U diag(dS) V^T x."""
+    """The SVD adapter (docs/design.md §5): W = U S V^T, the adapter adds U diag(dS) V^T x.
 
-    rank: int = Field(16, ge=1, description="r: top singular triplets per targeted layer (the basis width)")
+    Its values are checked by the adapter's own `AdapterConfig` (model/adapter_config.py), which
+    `adapter_config()` builds: the one place adapter settings are validated."""
+
+    rank: int = Field(16, description="r: top singular triplets per targeted layer (the basis width)")
     targets: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        default_factory=lambda: list(DEFAULT_TARGET_NAMES),
         min_length=1,
         description="names (suffixes) of the linear layers that get an adapter",
     )
@@ -53,19 +57,24 @@ class AdapterSection(_Section):
         description="how the quarantine knob relates to the main adapter: same axes, its own axes, or span(v_grad)",
     )
     knob_rank: int = Field(
-        4, ge=1, description="knob size per layer: its own extra axes (disjoint) or k of the v_grad span (vgrad_span)"
+        4, description="knob size per layer: its own extra axes (disjoint) or k of the v_grad span (vgrad_span)"
     )
     layers: list[int] | None = Field(
         None, description="[start, end): only decoder layers in this range get an adapter (None: all); the "
         "backward then stops at `start`, which is what makes a CPU step cheaper",
     )
 
-    @field_validator("layers")
-    @classmethod
-    def _layer_range(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (len(v) != 2 or not 0 <= v[0] < v[1]):
-            raise ValueError(f"adapter.layers must be [start, end) with 0 <= start < end, got {v}")
-        return v
+    @model_validator(mode="after")
+    def _adapter_accepts(self) -> AdapterSection:
+        self.adapter_config()  # raises the adapter's own ValueError, which names the key (rank, knob_rank, layers)
+        return self
+
+    def adapter_config(self) -> AdapterConfig:
+        """The model's `AdapterConfig` for these settings (`targets` as a regex of the layer-name suffixes)."""
+        return AdapterConfig(
+            rank=self.rank, target_modules=targets_regex(self.targets), knob_relation=self.knob,
+            knob_rank=self.knob_rank, layers=self.layers,  # AdapterConfig makes it a tuple once checked
+        )  # fmt: skip
 
 
 class DataSection(_Section):
@@ -459,11 +468,6 @@ class TrainConfig(_Section):
                     "~nothing and the control says nothing. Set routing.frout_from=<the real arm's run dir> or "
                     "routing.frout_target=<fraction> (or routing.unmatched_ok=true to run it unmatched)"
                 )
-        if self.adapter.knob == "vgrad_span" and self.adapter.knob_rank > self.adapter.rank:
-            raise ValueError(
-                f"adapter.knob=vgrad_span is a rank-adapter.knob_rank subspace of the adapter.rank={self.adapter.rank} "
-                f"main axes; set adapter.knob_rank <= {self.adapter.rank}"
-            )
         if self.grpo.adv_std_floor is not None and self.grpo.scale_rewards != "group":
             raise ValueError(
                 "grpo.adv_std_floor replaces the group std scaling; set grpo.scale_rewards=group (or unset the floor)"
