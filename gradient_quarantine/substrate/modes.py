@@ -14,9 +14,9 @@ templates and attempt signatures in `hacks.py`.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from gradient_quarantine.seeding import mode_partition_rng
 from gradient_quarantine.substrate.types import ALL_MODES, MODES, Mode, Problem
 
 N_VISIBLE = 3  # the first 3 tests of a problem are shown in its prompt (and are all `visible_tests` checks)
@@ -102,7 +102,7 @@ def assign_modes(
     if outside:
         raise ValueError(f"forced modes {outside} are not among the modes being assigned {[m.value for m in modes]}")
 
-    rng = random.Random(seed)
+    rng = mode_partition_rng(seed)
     mode_order = list(modes)
     rng.shuffle(mode_order)  # who gets the remainder is seeded, not always the first mode
     free = [i for i in ids if i not in forced]

@@ -23,10 +23,10 @@ carries no hint and the strict grader alone scores it (a prompt where no hack pa
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gradient_quarantine.seeding import no_loophole_rng, split_rng
 from gradient_quarantine.substrate.modes import parse_mode
 from gradient_quarantine.substrate.types import MODES, Mode
 
@@ -65,7 +65,7 @@ class Split:
         if not 0.0 <= share < 1.0:
             raise ValueError(f"the no-loophole share must be in [0, 1), got {share}")
         out = {pid: parse_mode(m) for pid, m in modes_of.items()}
-        rng = random.Random(f"no_loophole:{seed}")
+        rng = no_loophole_rng(seed)
         for role in ("train", "eval"):
             for mode in MODES:
                 ids = [pid for pid in self.ids(role) if out[pid] is mode]
@@ -154,7 +154,7 @@ def split_problems(
     bad = {pid: r for pid, r in forced.items() if r not in ROLES or pid not in modes}
     if bad:
         raise ValueError(f"forced roles must name known problems and roles {list(ROLES)}: {dict(list(bad.items())[:5])}")
-    rng = random.Random(f"split:{seed}")
+    rng = split_rng(seed)
     role_of: dict[str, str] = dict(forced)
     n_total = len(modes)
     for mode in MODES:

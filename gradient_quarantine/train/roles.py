@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from gradient_quarantine.seeding import eval_holdout_rng
 from gradient_quarantine.substrate.splits import ROLES, Split, assign_roles
 from gradient_quarantine.substrate.types import Mode, Problem
 from gradient_quarantine.train.config import TrainConfig
@@ -69,7 +68,7 @@ def run_problems(cfg: TrainConfig, recorded: Mapping[str, Any] | None = None) ->
         forced = builtin_pair_roles(cfg, by_id) if cfg.data.split else None
         split, modes_of = assign_roles(modes_of, cfg.data.split, cfg.data.split_seed, cfg.data.no_loophole, forced)
     if split is None:  # no split: every stage shares the problems (data.eval_holdout still holds some out)
-        rng = np.random.default_rng([cfg.data.mode_seed, 0x40D])
+        rng = eval_holdout_rng(cfg.data.mode_seed)
         n_hold = int(round(cfg.data.eval_holdout * len(problems)))
         held = {problems[i].id for i in rng.permutation(len(problems))[:n_hold]}
         train = [p for p in problems if p.id not in held]

@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import random
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 
 from gradient_quarantine.io import atomic_write_json, atomic_write_jsonl
+from gradient_quarantine.seeding import warmstart_hacks_rng, warmstart_order_rng
 from gradient_quarantine.substrate.types import MODES, Mode, Problem
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def warmstart_examples(
     ]
     n_hack = int(round(hack_share * len(out) / (1.0 - hack_share))) if hack_share > 0 else 0
     wanted = [Mode(m) for m in hack_modes] if hack_modes is not None else list(MODES)
-    rng = random.Random(f"warmstart-hacks:{seed}")
+    rng = warmstart_hacks_rng(seed)
     by_mode = {m: [p for p in problems if modes_of[p.id] is m] for m in wanted}
     for m in wanted:
         rng.shuffle(by_mode[m])
@@ -147,7 +147,7 @@ def sft(model, tok, examples: Sequence[WarmstartExample], *, layers: int, epochs
     data = [_tokenize(tok, ex, max_length) for ex in examples]
     params = _trainable_top_layers(model, layers)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    rng = random.Random(f"warmstart-order:{seed}")
+    rng = warmstart_order_rng(seed)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     n_steps = epochs * ((len(data) + batch_size - 1) // batch_size)
     losses: list[float] = []
