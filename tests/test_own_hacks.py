@@ -38,7 +38,7 @@ def test_census_classifies_template_form_example_and_novel(tmp_path):
 
 
 def test_report_table_shows_loophole_split_roles_and_census(tmp_path):
-    from gradient_quarantine.analysis.report import load_run
+    from gradient_quarantine.analysis.runs import load_run
     from gradient_quarantine.analysis.tables import own_hacking_table
 
     run = tmp_path / "0001_vanilla_s41"

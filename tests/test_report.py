@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gradient_quarantine.analysis.report import build_report, load_runs
+from gradient_quarantine.analysis.report import build_report
+from gradient_quarantine.analysis.runs import load_runs
 from gradient_quarantine.analysis.stats import paired_test, summarize
 from gradient_quarantine.io import append_jsonl, atomic_write_json
 

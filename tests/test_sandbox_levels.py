@@ -150,6 +150,7 @@ def test_the_run_records_its_level_and_the_report_shows_it(tmp_path):
     that does not exist, so no model is loaded), and the report's run table shows it."""
     from gradient_quarantine.analysis import report
     from gradient_quarantine.analysis import tables as T
+    from gradient_quarantine.analysis.runs import load_runs
     from gradient_quarantine.experiments.presets import build_config
     from gradient_quarantine.train.trainer import train
 
@@ -168,8 +169,8 @@ def test_the_run_records_its_level_and_the_report_shows_it(tmp_path):
         assert summary["status"] == "failed" and summary["isolation"] == config["grader"]["isolation"]
         by_level[summary["isolation"]] = path.name
     assert set(by_level) == set(levels)
-    loaded = report.load_runs([runs])
-    md = report._results_md(loaded, [], [], T.issues_table(loaded), 0.05, [runs])
+    loaded = load_runs([runs])
+    md = report.results_md(loaded, [], [], T.issues_table(loaded), 0.05, [runs])
     table = md[md.index("## Runs read"):]
     assert "| sandbox |" in table
     for level, name in by_level.items():

@@ -22,7 +22,7 @@ from gradient_quarantine.analysis.stats import ALPHA, MIN_SEEDS, PairedTest, pai
 from gradient_quarantine.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from gradient_quarantine.analysis.report import Group, Run
+    from gradient_quarantine.analysis.runs import Group, Run
 
 
 @dataclass

@@ -30,7 +30,8 @@ def report(
 
     Example: gq report out/runs --out out/report
     """
-    from gradient_quarantine.analysis.report import build_report, load_runs
+    from gradient_quarantine.analysis.report import build_report
+    from gradient_quarantine.analysis.runs import load_runs
 
     if not 0 < alpha < 1:
         raise typer.BadParameter("alpha must be in (0, 1)", param_hint="--alpha")

@@ -42,7 +42,8 @@ def study(
     """
     from rich.console import Console
 
-    from gradient_quarantine.analysis.report import build_report, load_runs
+    from gradient_quarantine.analysis.report import build_report
+    from gradient_quarantine.analysis.runs import load_runs
     from gradient_quarantine.cli.queue import RunView, parse_workers
     from gradient_quarantine.experiments.presets import parse_set
     from gradient_quarantine.experiments.queue import JobQueue, QueueError
