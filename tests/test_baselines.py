@@ -436,18 +436,17 @@ def test_every_arm_runs_end_to_end(arm, tmp_path, cache_dir, monkeypatch):
     assert all(("exploit the loophole" in row["system"]) == (b.kind == "inoculation") for row in logged)
 
 
-def test_adv_mod_resumes_to_the_same_numbers(tmp_path, cache_dir, monkeypatch):
+def test_adv_mod_resumes_to_the_same_numbers(tmp_path, cache_dir):
+    from faults import crash_after_step
     from safetensors.torch import load_file
 
-    from gradient_quarantine.train.trainer import RAISE_AFTER_STEP_ENV, resume, train
+    from gradient_quarantine.train.trainer import resume, train
 
     sets = [*arm_sets("adv_mod"), "steps=4", "run.checkpoint_every=2", "routing.refresh_every=3",
             f"run.cache_dir={cache_dir}", "run.progress=false", "eval.base=false"]  # fmt: skip
     ref = train(build_config("smoke", sets, name="ref"), runs_dir=tmp_path / "a").path
-    monkeypatch.setenv(RAISE_AFTER_STEP_ENV, "3")
-    with pytest.raises(RuntimeError, match="injected crash after step 3"):
+    with crash_after_step(3), pytest.raises(RuntimeError, match="injected crash after step 3"):
         train(build_config("smoke", sets, name="crashed"), runs_dir=tmp_path / "b")
-    monkeypatch.delenv(RAISE_AFTER_STEP_ENV)
     run = resume(next((tmp_path / "b").glob("*_crashed"))).path
 
     def strip(rows):

@@ -286,20 +286,21 @@ def test_train_job_command_resume_and_run_dir_choice(tmp_path: Path) -> None:
 def test_killed_train_job_resumes_in_the_run_directory_the_queue_chose(tmp_path: Path, monkeypatch) -> None:
     """A real `gq train` job SIGKILLed mid-run (after step 3; checkpoint 2 exists) fails; requeued, it resumes in
     the directory the queue chose at its first start, and no other directory appears."""
+    from faults import KILL_ENV, arm_kill_after_step
+
     from gradient_quarantine.io import read_jsonl
-    from gradient_quarantine.train.trainer import KILL_AFTER_STEP_ENV
 
     runs = tmp_path / "runs"
     q = JobQueue(tmp_path / "q.sqlite")
     sets = {"steps": 4, "run.checkpoint_every": 2, "eval.every": 2, "run.cache_dir": str(tmp_path / "cache")}
     (jid,) = q.add([JobSpec(name="smoke_s41", preset="smoke", overrides=sets, runs_dir=str(runs))])
-    monkeypatch.setenv(KILL_AFTER_STEP_ENV, "3")  # the job's environment is the worker's
+    arm_kill_after_step(monkeypatch, 3)  # the job's environment is the worker's
     (out,) = run_local(q, 1, heartbeat_s=0.5, poll_s=0.1, install_signal_handlers=False)
     run_dir = runs.resolve() / "0001_smoke_s41"
     assert out.status == "failed" and "killed by signal 9" in out.reason and q.get(jid).run_dir == str(run_dir)
     assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [1, 2, 3]
 
-    monkeypatch.delenv(KILL_AFTER_STEP_ENV)
+    monkeypatch.delenv(KILL_ENV)
     assert q.requeue(jid) == f"queued; it will resume from {run_dir}"
     (out,) = run_local(q, 1, heartbeat_s=0.5, poll_s=0.1, install_signal_handlers=False)
     assert out.status == "done" and q.get(jid).run_dir == str(run_dir)

@@ -4,17 +4,16 @@ and produces the same numbers as an uninterrupted run (same seed, CPU)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
+from faults import crash_after_step, kill_after_step_env
 from safetensors.torch import load_file
 
 from gradient_quarantine.experiments.presets import build_config
 from gradient_quarantine.io import read_jsonl
-from gradient_quarantine.train.trainer import KILL_AFTER_STEP_ENV, RAISE_AFTER_STEP_ENV
 
 SETS = ["steps=4", "run.checkpoint_every=2", "eval.every=2", "routing.refresh_every=3", "run.progress=false"]
 
@@ -50,18 +49,16 @@ def reference(tmp_path_factory):
     return train(build_config("smoke", sets, name="ref"), runs_dir=tmp).path, sets
 
 
-def test_crashed_run_resumes_to_the_same_numbers(tmp_path, reference, monkeypatch):
+def test_crashed_run_resumes_to_the_same_numbers(tmp_path, reference):
     from gradient_quarantine.train.trainer import resume, train
 
     ref, sets = reference
     cfg = build_config("smoke", sets, name="crashed")
-    monkeypatch.setenv(RAISE_AFTER_STEP_ENV, "3")
-    with pytest.raises(RuntimeError, match="injected crash after step 3"):
+    with crash_after_step(3), pytest.raises(RuntimeError, match="injected crash after step 3"):
         train(cfg, runs_dir=tmp_path)
     run = tmp_path / "0001_crashed"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and "injected crash" in summary["error"] and summary["steps_done"] == 3
-    monkeypatch.delenv(RAISE_AFTER_STEP_ENV)
     resume(run)
     _same_run(run, ref)
 
@@ -73,7 +70,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path, reference):
     args = ["train", "--preset", "smoke", "--runs-dir", str(tmp_path / "killed"), "--name", "killed", "--quiet"]
     for s in sets:
         args += ["--set", s]
-    res = _gq(args, env={**os.environ, KILL_AFTER_STEP_ENV: "3"})  # checkpoint 2 exists, step 3 was written
+    res = _gq(args, env=kill_after_step_env(3))  # checkpoint 2 exists, step 3 was written
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     run = tmp_path / "killed" / "0001_killed"
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3]
