@@ -224,6 +224,7 @@ def rollout_logprob_grads(trainer, batch: Mapping[str, torch.Tensor]) -> dict[st
     one forward + backward per `per_device_train_batch_size` rows. Adapter `.grad` is restored afterwards.
     """
     from gradient_quarantine.routing.capture import GradCapture
+    from gradient_quarantine.train.trl_compat import per_token_logps
 
     adapter = trainer.adapter
     ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)  # (B, P+C)
@@ -239,9 +240,7 @@ def rollout_logprob_grads(trainer, batch: Mapping[str, torch.Tensor]) -> dict[st
         with torch.enable_grad():
             for lo in range(0, B, step):
                 with GradCapture(adapter) as cap:
-                    logps, _, _ = trainer._get_per_token_logps_and_entropies(
-                        trainer.model, ids[lo : lo + step], att[lo : lo + step], C
-                    )  # (b, C)
+                    logps = per_token_logps(trainer, trainer.model, ids[lo : lo + step], att[lo : lo + step], C)  # (b, C)
                     ell = (logps * mask[lo : lo + step].to(logps.dtype)).sum()  # sum_b sum_t log p(y_bt)
                     ell.backward()
                 chunks.append({m: g.detach().float() for m, g in cap.per_rollout.items()})

@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
+from gradient_quarantine.train import trl_compat
 from gradient_quarantine.train.sampler import generate_like_trl
 from gradient_quarantine.train.teacher import TeacherPool
 
@@ -88,14 +87,12 @@ class RolloutFunc:
         # TRL's own tokenisation; sampling by train/sampler.py on the transformers backend (TRL's settings, EOS and
         # padding; greedy = TRL's token for token), else TRL's own (vLLM, continuous batching, sampler="trl")
         t0 = time.perf_counter()
-        prompt_ids, images, mm_fields = trainer._tokenize_prompts(prompts)
-        if images is not None or mm_fields:
-            raise ValueError("multimodal prompts are not supported by this trainer")
+        prompt_ids = trl_compat.tokenize_prompts(trainer, prompts)
         rows = [prompt_ids[i] for i in policy_rows]
         if self.sampler == "fast":
             sampled_ids, sampled_logprobs, who = generate_like_trl(trainer, rows, g_policy)
         else:
-            sampled_ids, sampled_logprobs = trainer._generate_single_turn(rows, None, {}, g_policy)
+            sampled_ids, sampled_logprobs = trl_compat.generate_single_turn(trainer, rows, g_policy)
             who = "trl"
         gen_s = time.perf_counter() - t0
 
@@ -141,38 +138,26 @@ class RolloutFunc:
 
 
 def install_vllm_weight_sync(trainer, adapter) -> None:
-    """Make TRL's vLLM weight sync push merged weights (W + U diag(delta) V^T, knob as currently enabled)
-    under the base model's parameter names; vLLM knows nothing about SVDLinear.
+    """Make TRL's vLLM weight sync push merged weights (`SVDLinear.merged_weight(live=True)`: W + U diag(delta) V^T,
+    knob as currently enabled) under the base model's parameter names; vLLM knows nothing about SVDLinear.
+    Not exercised by the CPU test suite (no vLLM there; tests/test_trl_compat.py checks the merged walk against the
+    adapter's forward); see docs/training.md."""
+    trl_compat.push_weights_to_vllm(trainer, lambda: merged_named_weights(trainer.model, adapter))
 
-    TRL's `VLLMGeneration._iter_named_params` walks `model.named_parameters()`; with the adapter attached those
-    are `...q_proj.base.weight`, `...q_proj.dS_main`, ... We replace it on this trainer's instance by a walk
-    over `deploy-style` merged tensors. Not exercised by the CPU test suite (no vLLM there); see
-    docs/training.md.
-    """
-    gen = getattr(trainer, "vllm_generation", None)
-    if gen is None:
-        return
-    modules = adapter.modules
 
-    def iter_named_params():
-        owner = {f"{n}.": n for n in modules}
-        for name, param in trainer.model.named_parameters():
-            prefix = next((p for p in owner if name.startswith(p)), None)
-            if prefix is None:
-                yield gen._fix_param_name_to_vllm(name), param.data
-                continue
-            rest = name[len(prefix):]
-            m = modules[owner[prefix]]
-            if rest == "base.weight":
-                with torch.no_grad():
-                    if m.adapter_enabled:
-                        delta = m.delta().detach().float()  # (R,) knob included iff enabled
-                        W = m.base.weight.float() + (m.U.float() * delta) @ m.V.float().T
-                    else:
-                        W = m.base.weight.float()
-                yield gen._fix_param_name_to_vllm(prefix + "weight"), W.to(m.base.weight.dtype)
-            elif rest == "base.bias":
-                yield gen._fix_param_name_to_vllm(prefix + "bias"), param.data
-            # dS_main / dS_knob: folded into the weight above
-
-    gen._iter_named_params = iter_named_params
+def merged_named_weights(model, adapter):
+    """`(name, tensor)` over the model's parameters as a plain model has them: each adapted layer's
+    `...q_proj.base.weight` becomes `...q_proj.weight` = its merged weight, its `dS_main` / `dS_knob` are folded
+    into it, everything else is as it stands."""
+    owner = {f"{n}.": n for n in adapter.modules}
+    for name, param in model.named_parameters():
+        prefix = next((p for p in owner if name.startswith(p)), None)
+        if prefix is None:
+            yield name, param.data
+            continue
+        rest = name[len(prefix) :]
+        if rest == "base.weight":
+            yield prefix + "weight", adapter.modules[owner[prefix]].merged_weight(live=True)
+        elif rest == "base.bias":
+            yield prefix + "bias", param.data
+        # dS_main / dS_knob: folded into the weight above

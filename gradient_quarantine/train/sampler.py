@@ -116,7 +116,9 @@ def params_from_generation_config(gc, eos_token_ids: Sequence[int], pad_token_id
 
     # a field is "off" when unset, False, or at transformers' blank or global-default value (a config merged by
     # `generate` spells the defaults out)
-    blank, defaults = GenerationConfig(), GenerationConfig._get_default_generation_params()
+    from gradient_quarantine.train.trl_compat import default_generation_params
+
+    blank, defaults = GenerationConfig(), default_generation_params()
     def off(k: str, v) -> bool:
         return v is None or v is False or v == getattr(blank, k, None) or (k in defaults and v == defaults[k])
 
@@ -279,7 +281,9 @@ def effective_params(model, gc, eos_token_ids: Sequence[int], pad_token_id: int)
     why = unsupported(model)
     if why:
         return why
-    merged, _ = model._prepare_generation_config(gc)  # transformers' own merge (pinned 5.x)
+    from gradient_quarantine.train.trl_compat import merged_generation_config
+
+    merged = merged_generation_config(model, gc)  # transformers' own merge (pinned 5.x)
     return params_from_generation_config(merged, eos_token_ids, pad_token_id)
 
 
@@ -472,12 +476,14 @@ def generate_like_trl(trainer, prompt_ids: list[list[int]], num_generations: int
     """`trainer._generate_single_turn(prompt_ids, None, {}, num_generations)` for text prompts, sampled here where
     this sampler applies, else by TRL. Returns `(completion_ids, logprobs, sampler)`: logprobs None as in TRL's
     transformers branch, `sampler` "fast" or "trl" (who sampled)."""
+    from gradient_quarantine.train.trl_compat import generate_single_turn, tokenizer_of
+
     why = trl_unsupported(trainer)
     params: SamplingParams | str | None = why
     if why is None:
-        pad = trainer._tokenizer.pad_token_id  # what TRL pads with
+        pad = tokenizer_of(trainer).pad_token_id  # what TRL pads with
         params = effective_params(trainer.model, trainer.generation_config, trainer.eos_token_ids, pad)
     if not isinstance(params, SamplingParams):
-        ids, logprobs = trainer._generate_single_turn(prompt_ids, None, {}, num_generations)
+        ids, logprobs = generate_single_turn(trainer, prompt_ids, num_generations)
         return ids, logprobs, "trl"
     return sample_rows(trainer.model, prompt_ids, params).completion_ids, None, "fast"

@@ -130,9 +130,11 @@ ROW_KINDS = {0: "policy_nohack", 1: "policy_hack", 2: "teacher_canonical", 3: "t
 
 
 def _trl():
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
-    return GRPOConfig, GRPOTrainer
+    from gradient_quarantine.train.trl_compat import HookedGRPOTrainer
+
+    return GRPOConfig, HookedGRPOTrainer
 
 
 def make_trainer_class():
@@ -275,11 +277,12 @@ def make_trainer_class():
                     self._gate_by_kind.setdefault(int(kind), []).append(float(f[b]))
 
         def _record_logp(self, module, args, kwargs, output) -> None:
-            if not (torch.is_grad_enabled() and kwargs.get("fused_lm_head") and getattr(output, "log_probs", None) is not None):
+            from gradient_quarantine.train.trl_compat import fused_head_logps
+
+            fused = fused_head_logps(kwargs, output) if torch.is_grad_enabled() else None
+            if fused is None:
                 return
-            labels = kwargs["labels"][:, 1:]  # (B, T-1): -100 off the completion
-            mask = labels != -100
-            lp = torch.where(mask, output.log_probs.detach(), 0.0)  # (B, T-1)
+            lp, mask = fused  # (B, T-1) each: completion tokens' log-probs (0 elsewhere), and where they are
             row_sum, row_n = lp.sum(1).double(), mask.sum(1).double()  # (B,) per-row token logp sum and count
             kinds = self._row_kind
             if kinds is None or kinds.numel() != mask.shape[0]:  # kinds unknown: every row is the policy's own
@@ -304,8 +307,7 @@ def make_trainer_class():
 
         # ---- advantage std floor (optional) ----------------------------------------------------------------
 
-        def _generate_and_score_completions(self, inputs):
-            out = super()._generate_and_score_completions(inputs)
+        def after_scoring(self, out):
             kinds = self._row_kinds(len(out["advantages"]))
             if kinds is not None:
                 # travels with the rows through TRL's shuffle and micro-batch split
@@ -337,16 +339,16 @@ def make_trainer_class():
 
         # ---- resume: the adapter is the only trained state in the model ------------------------------------
 
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            self.adapter.load(Path(resume_from_checkpoint) / "adapter.safetensors")
+        def load_model_state(self, checkpoint_dir):
+            self.adapter.load(Path(checkpoint_dir) / "adapter.safetensors")
 
         def save_checkpoint_files(self, out_dir: Path) -> None:
             """Write what `train(resume_from_checkpoint=out_dir)` reads, in transformers' own formats
             (optimizer.pt, scheduler.pt, rng_state.pth, trainer_state.json), plus the adapter."""
+            from gradient_quarantine.train.trl_compat import save_checkpoint
+
             self.adapter.save(out_dir / "adapter.safetensors")
-            self._save_optimizer_and_scheduler(str(out_dir))
-            self._save_rng_state(str(out_dir))
-            self.state.save_to_json(str(out_dir / "trainer_state.json"))
+            save_checkpoint(self, out_dir)
 
     return GQGRPOTrainer
 
