@@ -209,7 +209,7 @@ def prompt_rows(tok, n_rows: int, prompt_len: int, seed: int) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# the trainer, built as train/trainer.py's Run.build_trainer builds it
+# the trainer, built as train/run_trainer.py's build_trainer builds it
 
 
 def build_trainer(args, model, tok, adapter, rows, out_dir: Path, max_steps: int):
@@ -217,7 +217,7 @@ def build_trainer(args, model, tok, adapter, rows, out_dir: Path, max_steps: int
     from datasets import Dataset
 
     from gradient_quarantine.train.rollouts import RolloutFunc, prompt_key
-    from gradient_quarantine.train.trainer import make_trainer_class
+    from gradient_quarantine.train.trainer import GQGRPOTrainer
 
     use_cpu = args.device == "cpu"
     n_rollouts = args.prompts * args.generations
@@ -241,9 +241,9 @@ def build_trainer(args, model, tok, adapter, rows, out_dir: Path, max_steps: int
     rollout = RolloutFunc({prompt_key(r["prompt"]): r["problem_id"] for r in rows}, None, 0, 0.5, args.seed, **kw)
     from transformers.trainer_callback import PrinterCallback
 
-    trainer = make_trainer_class()(
+    trainer = GQGRPOTrainer(
         model=model, reward_funcs=[token_sum_reward], args=cfg, train_dataset=Dataset.from_list(rows),
-        processing_class=tok, rollout_func=rollout, adapter=adapter, router=None, token_gate=False,
+        processing_class=tok, rollouts=rollout, adapter=adapter,
         max_grad_norm=1.0,  # the per-knob clip of the presets
     )  # fmt: skip
     trainer.remove_callback(PrinterCallback)
@@ -292,15 +292,18 @@ class Bench:
     kind: str = "fresh"
     route_s: float = 0.0
     t0: float = 0.0
+    sampler: str = ""  # who sampled the last fresh step's rows
 
     def sync(self) -> None:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
     def set_variant(self, variant: str) -> None:
+        from gradient_quarantine.train.intervention import Vanilla
+        from gradient_quarantine.train.route2b import Route2b
+
         tr = self.trainer
-        tr.router = None if variant == "vanilla" else self.routers[variant]
-        tr.token_gate = variant == "token"
+        tr.intervention = Vanilla() if variant == "vanilla" else Route2b(self.routers[variant], per_token=variant == "token")
         for p in self.adapter.knob_parameters():  # vanilla: the knob exists but is never trained
             p.requires_grad_(variant != "vanilla")
 
@@ -347,10 +350,11 @@ def make_callback(bench: Bench):
             peak = torch.cuda.max_memory_allocated() / 2**20 if bench.device.startswith("cuda") else None
             rec = StepRecord(variant, kind, timed, dt, dt, peak, 1000 * bench.route_s)
             if kind == "fresh":
-                last = getattr(bench.trainer.rollout_func, "last", None)
+                last = bench.trainer.record.generation  # what this step's sampling cost (train/step.py)
                 if last is not None and last.generate_s > 0:
                     rec.generate_s, rec.policy_tokens = last.generate_s, last.policy_tokens
                     rec.train_seconds = dt - last.generate_s
+                    bench.sampler = last.sampler
             bench.records.append(rec)
             print(f"    step {state.global_step:2d} {variant:8s} {kind:6s} {dt:8.3f} s"
                   + (f"  peak {peak:9.0f} MiB" if peak else "")
@@ -416,9 +420,8 @@ def run_shape(args, shape: str, deadline: float) -> dict[str, Any]:
         trainer.add_callback(make_callback(bench))
         trainer.train()
         info["steps_run"] = len(bench.records)
-        last = getattr(trainer.rollout_func, "last", None)
-        if getattr(last, "sampler", None):  # who actually sampled (a sampler may hand a case back to TRL)
-            info["sampler"] = last.sampler
+        if bench.sampler:  # who actually sampled (a sampler may hand a case back to TRL)
+            info["sampler"] = bench.sampler
         info["complete"] = len(bench.records) == len(plan)
         info.update(summarize(bench.records, args))
         info["steps"] = [vars(r) for r in bench.records]
@@ -432,7 +435,7 @@ def run_shape(args, shape: str, deadline: float) -> dict[str, Any]:
 
 def _sampler_name(trainer) -> str:
     """Which sampling path the trainer's rollout function takes (the trainer's default, whatever it is now)."""
-    name = getattr(trainer.rollout_func, "sampler", None)
+    name = getattr(trainer.rollouts, "sampler", None)
     return str(name) if name is not None else "trl"
 
 

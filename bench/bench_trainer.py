@@ -49,7 +49,8 @@ from gradient_quarantine.substrate.pairs import clean_completion  # noqa: E402
 from gradient_quarantine.substrate.problems import load_problems  # noqa: E402
 from gradient_quarantine.substrate.prompts import render_prompt  # noqa: E402
 from gradient_quarantine.train.rollouts import RolloutFunc, prompt_key  # noqa: E402
-from gradient_quarantine.train.trainer import make_trainer_class  # noqa: E402
+from gradient_quarantine.train.route2b import Route2b  # noqa: E402
+from gradient_quarantine.train.trainer import GQGRPOTrainer  # noqa: E402
 
 
 def token_sum_reward(prompts, completions, completion_ids, **_):
@@ -81,9 +82,10 @@ def build(args, kind, rows, pairs, out_dir):
             direction, band = extract_direction(model, adapter, tok, pairs, k=1)
             router = Router(adapter, direction, band, granularity=args.gate)
         rollout = RolloutFunc({prompt_key(r["prompt"]): r["problem_id"] for r in rows}, None, 0, 0.5, seed=0)
-        trainer = make_trainer_class()(
+        trainer = GQGRPOTrainer(
             model=model, reward_funcs=[token_sum_reward], args=cfg, train_dataset=data, processing_class=tok,
-            rollout_func=rollout, adapter=adapter, router=router, token_gate=args.gate == "token",
+            rollouts=rollout, adapter=adapter,
+            intervention=Route2b(router, per_token=args.gate == "token") if router is not None else None,
         )  # fmt: skip
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()

@@ -13,6 +13,9 @@ substrate/solve_pairs.py), on the tiny model and the built-in problems:
   solve pair fails every grader;
 * config: each baseline is validated (no routing with a baseline, no stray keys); every arm file runs end to end
   through `Run` and writes a complete run directory; adv_mod resumes to the same numbers.
+
+Each baseline is an intervention (train/intervention.py); its hooks run inside the trainer, which records what
+they did in the step's record (`trainer.record`: the graded rows, the rewards TRL trained on, the gauges).
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ from gradient_quarantine.substrate.prompts import SYSTEM_PROMPT, render_prompt  
 from gradient_quarantine.substrate.types import MODES, Mode  # noqa: E402
 from gradient_quarantine.train.baselines import (  # noqa: E402
     LOOPHOLES,
+    AdvMod,
     Monitor,
-    MonitoredReward,
+    MonitorPenalty,
+    MonitorScreen,
     inoculation_instruction,
     inoculation_prompt,
     rollout_logprob_grads,
 )
 from gradient_quarantine.train.config import MODE_NAMES, TrainConfig  # noqa: E402
+from gradient_quarantine.train.intervention import Vanilla  # noqa: E402
+from gradient_quarantine.train.step import LogpTally  # noqa: E402
 
 BASELINE_ARMS = ["monitor_penalty_gt", "monitor_penalty_weak", "monitor_screen_gt", "monitor_screen_weak",
                  "inoculation", "adv_mod"]  # fmt: skip
@@ -76,28 +83,32 @@ def builtin():
 
 
 def _run(tmp_path, cache_dir, sets):
-    """A `Run` of the smoke preset with its model, adapter and problems set up (nothing trained)."""
+    """The set-up of a smoke-preset run (train/run_setup.py): model, adapter and problems (nothing trained)."""
+    from gradient_quarantine.train.run_setup import RunSetup
     from gradient_quarantine.train.rundir import RunDir
-    from gradient_quarantine.train.trainer import Run
 
     cfg = build_config("smoke", [*sets, f"run.cache_dir={cache_dir}", "run.progress=false"]).resolved()
-    r = Run(cfg, RunDir.create(tmp_path, cfg.name))
-    r.setup()
-    return r
+    return RunSetup(cfg, RunDir.create(tmp_path, cfg.name)).build()
 
 
-def _scored_batch(r, grader, seed=0):
+def _trainer(s, grader):
+    """The run's trainer and its intervention, built as `Run.start` builds them."""
+    from gradient_quarantine.train.run_setup import make_intervention
+    from gradient_quarantine.train.run_trainer import build_trainer
+
+    return build_trainer(s, grader, make_intervention(s))
+
+
+def _scored_batch(s, trainer, seed=0):
     """TRL's scored generation batch of the first step (whole groups, our rollout function and reward)."""
     from transformers import set_seed
 
-    r.grader = grader
-    r.trainer = r.trainer if getattr(r, "trainer", None) is not None else r.build_trainer(grader)
-    r.trainer.model.train()
-    r.trainer.current_gradient_accumulation_steps = 1
-    G = r.cfg.grpo.num_generations
-    batch = [dict(row) for row in r.prompt_rows()[: r.cfg.grpo.prompts_per_step] for _ in range(G)]
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    G = s.cfg.grpo.num_generations
+    batch = [dict(row) for row in s.prompt_rows(trainer.intervention)[: s.cfg.grpo.prompts_per_step] for _ in range(G)]
     set_seed(seed)
-    return r.trainer._generate_and_score_completions(batch)
+    return trainer._generate_and_score_completions(batch)
 
 
 def _group_advantages(rewards: np.ndarray, G: int) -> np.ndarray:
@@ -135,19 +146,22 @@ def test_monitor_has_its_stated_accuracy_and_is_deterministic():
 
 def test_monitor_penalty_changes_rewards_exactly(tmp_path, cache_dir, grader):
     r = _run(tmp_path, cache_dir, [*arm_sets("monitor_penalty_weak"), "grpo.prompts_per_step=4"])
-    out = _scored_batch(r, grader)
-    reward = r.reward
-    assert isinstance(reward, MonitoredReward) and reward.kind == "monitor_penalty"
-    last = reward.last
+    trainer = _trainer(r, grader)
+    out = _scored_batch(r, trainer)
+    iv, record = trainer.intervention, trainer.record
+    assert isinstance(iv, MonitorPenalty) and iv.name == "monitor_penalty"
+    last = record.rollouts
     mon = Monitor(0.7, 0.1, seed=r.cfg.seed)
     flags = [mon.flag(v.hack, (0, i, pid, t))  # step 0: the first step's generation
              for i, (v, pid, t) in enumerate(zip(last.verdicts, last.problem_ids, last.completions, strict=True))]  # fmt: skip
-    assert flags == reward.flags and any(flags) and not all(flags)
+    assert any(flags) and not all(flags)
+    # what TRL trained on: the flawed grader's reward minus 3 for exactly these flags
+    assert record.rewards == [v.reward - 3.0 * f for v, f in zip(last.verdicts, flags, strict=True)]
     trained = np.array([v.reward - 3.0 * f for v, f in zip(last.verdicts, flags, strict=True)], dtype=np.float32)
     want = _group_advantages(trained, r.cfg.grpo.num_generations)
     assert np.allclose(out["advantages"].numpy(), want, atol=1e-5)
     assert any(v.hack for v in last.verdicts)  # the teacher mix puts hacks in the batch
-    m = reward.last_metrics
+    m = record.reward_metrics
     assert m["baseline/reward_mean"] == pytest.approx(float(trained.mean()))
     assert m["baseline/flag_rate"] == pytest.approx(sum(flags) / len(flags))
 
@@ -156,9 +170,13 @@ def test_monitor_screen_drops_flagged_rollouts(tmp_path, cache_dir, grader):
     from gradient_quarantine.routing.capture import GradCapture
 
     r = _run(tmp_path, cache_dir, [*arm_sets("monitor_screen_gt"), "grpo.prompts_per_step=4"])
-    out = _scored_batch(r, grader)
-    last, flags = r.reward.last, r.reward.flags
+    trainer = _trainer(r, grader)
+    out = _scored_batch(r, trainer)
+    assert isinstance(trainer.intervention, MonitorScreen)
+    last = trainer.record.rollouts
+    flags = [x is None for x in trainer.record.rewards]  # a screened row: no reward for TRL
     assert flags == [v.hack for v in last.verdicts] and any(flags)  # ground truth: flag == strict hack label
+    assert [x for x in trainer.record.rewards if x is not None] == [v.reward for v in last.verdicts if not v.hack]
     kept = np.array([np.nan if f else v.reward for v, f in zip(last.verdicts, flags, strict=True)], dtype=np.float32)
     want = _group_advantages(kept, r.cfg.grpo.num_generations)
     A = out["advantages"].numpy()
@@ -167,7 +185,7 @@ def test_monitor_screen_drops_flagged_rollouts(tmp_path, cache_dir, grader):
     assert any(A[i] != 0.0 for i, f in enumerate(flags) if not f)
     # the loss's per-rollout gradient: exactly zero for every screened rollout
     with GradCapture(r.adapter) as cap:
-        r.trainer.compute_loss(r.trainer.model, out).backward()
+        trainer.compute_loss(trainer.model, out).backward()
     G = torch.cat([g for g in cap.per_rollout.values()], 1)  # (B, sum R)
     norms = G.norm(dim=1)
     assert all(norms[i] == 0.0 for i, f in enumerate(flags) if f)
@@ -195,19 +213,17 @@ def test_inoculation_prompt_differs_only_by_the_instruction(builtin):
 
 def test_adv_mod_changes_advantages_by_the_formula(tmp_path, cache_dir, grader):
     r = _run(tmp_path, cache_dir, arm_sets("adv_mod"))
-    r.grader = grader
-    r.trainer = r.build_trainer(grader)
-    r.pairs = r._pair_set()
-    r.frout_schedule = None
-    r._make_router(None)
-    mod = r.trainer.adv_mod
-    assert mod is r.router and r.trainer.router is None  # no routing in a baseline arm
-    r.trainer.adv_mod = None
-    out = _scored_batch(r, grader)
+    trainer = _trainer(r, grader)
+    mod = trainer.intervention
+    # no routing in a baseline arm: the direction scores advantages, the knob is frozen, no gradient is routed
+    assert isinstance(mod, AdvMod) and not mod.trains_knob and not hasattr(mod, "router")
+    assert all(not p.requires_grad for p in r.adapter.knob_parameters())
+    trainer.intervention = Vanilla()
+    out = _scored_batch(r, trainer)
     A0 = out["advantages"].clone()
     params = r.adapter.main_parameters()
     assert all(p.grad is None for p in params)
-    grads = rollout_logprob_grads(r.trainer, out)  # {m: (B, R)}
+    grads = rollout_logprob_grads(trainer, out)  # {m: (B, R)}
     assert all(p.grad is None for p in params)  # the capture pass leaves .grad as it was
 
     # the capture pass is each rollout's own grad sum_t log p: compare one (unpadded) row with plain autograd
@@ -229,18 +245,18 @@ def test_adv_mod_changes_advantages_by_the_formula(tmp_path, cache_dir, grader):
     lower, upper = mod.band.lower, mod.band.upper
     assert upper > lower
     f = ((cos - lower) / (upper - lower)).clamp(0.0, 1.0)
-    r.trainer.adv_mod = mod
+    trainer.intervention = mod
     out2 = dict(out)
     out2["advantages"] = A0.clone()
-    mod.modify(r.trainer, out2)
+    metrics = mod.advantages(trainer, out2)
     assert torch.allclose(out2["advantages"], A0 - r.cfg.baseline.adv_coef * f, atol=1e-5)
     assert (f > 0).any() and (out2["advantages"] < A0).any()
-    assert mod.last_metrics["baseline/adv_score_mean"] == pytest.approx(float(f.mean()), abs=1e-5)
+    assert metrics["baseline/adv_score_mean"] == pytest.approx(float(f.mean()), abs=1e-5)
     # through the trainer's own hook: the same change, and the scoring forward is not counted as training logp
-    logp_before = (r.trainer._logp_sum, r.trainer._logp_count)
-    out3 = _scored_batch(r, grader)
+    out3 = _scored_batch(r, trainer)
     assert torch.allclose(out3["advantages"], A0 - r.cfg.baseline.adv_coef * f, atol=1e-5)
-    assert (r.trainer._logp_sum, r.trainer._logp_count) == logp_before
+    assert trainer.record.advantage_metrics["baseline/adv_score_mean"] == pytest.approx(float(f.mean()), abs=1e-5)
+    assert trainer.record.logp == LogpTally()
 
 
 # ----------------------------------------------------------------------------------------------- solve_orth
@@ -310,13 +326,12 @@ def test_solve_orth_on_the_tiny_model(tmp_path, cache_dir):
     """Run.extract_direction with routing.solve_orth: the direction in force has no solve component."""
     from gradient_quarantine.routing.orthogonalize import solve_direction
     from gradient_quarantine.routing.pairs import length_norm_for_loss_type
-    from gradient_quarantine.train.baselines import solve_pairs_of_run
 
     r = _run(tmp_path, cache_dir, arm_sets("solve_orth"))
-    r.pairs = r._pair_set()
+    r.load_pairs()
     direction, band = r.extract_direction()
     norm = length_norm_for_loss_type(r.cfg.grpo.loss_type, r.cfg.grpo.max_completion_length)
-    solve = solve_direction(r.model, r.adapter, r.tok, solve_pairs_of_run(r), r.cfg.routing.k, norm,
+    solve = solve_direction(r.model, r.adapter, r.tok, r.solve_pairs(), r.cfg.routing.k, norm,
                             r.cfg.grpo.temperature)  # fmt: skip
     assert max(solve_component(direction, solve).values()) < 1e-4
     meta = direction.meta["solve_orth"]
@@ -390,8 +405,8 @@ def _check_run_dir(path, cfg):
 def test_every_arm_runs_end_to_end(arm, tmp_path, cache_dir, monkeypatch):
     from gradient_quarantine.model.svd_adapter import read_adapter_file
     from gradient_quarantine.train import deploy_eval
+    from gradient_quarantine.train.run import Run
     from gradient_quarantine.train.rundir import RunDir
-    from gradient_quarantine.train.trainer import Run
 
     eval_prompts: list = []
     real_sample = deploy_eval.sample
@@ -428,7 +443,7 @@ def test_every_arm_runs_end_to_end(arm, tmp_path, cache_dir, monkeypatch):
         assert knob > 0 and all(0 < row["routing/solve_removed"] < 1 for row in rows)
         assert json.loads((path / "direction" / "direction.json").read_text())["meta"]["solve_orth"]["removed"] > 0
     # training prompts as TRL passed them to the reward; deploy evals always the normal prompt
-    train_prompts = r.reward.last.prompts
+    train_prompts = r.trainer.record.rollouts.prompts  # the last step's rows
     assert eval_prompts and all(p[0]["content"] == SYSTEM_PROMPT for p in eval_prompts)
     inoculated = [p for p in train_prompts if "exploit the loophole" in p[0]["content"]]
     assert len(inoculated) == (len(train_prompts) if b.kind == "inoculation" else 0)
@@ -440,7 +455,7 @@ def test_adv_mod_resumes_to_the_same_numbers(tmp_path, cache_dir):
     from faults import crash_after_step
     from safetensors.torch import load_file
 
-    from gradient_quarantine.train.trainer import resume, train
+    from gradient_quarantine.train.run import resume, train
 
     sets = [*arm_sets("adv_mod"), "steps=4", "run.checkpoint_every=2", "routing.refresh_every=3",
             f"run.cache_dir={cache_dir}", "run.progress=false", "eval.base=false"]  # fmt: skip

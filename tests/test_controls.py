@@ -18,14 +18,13 @@ from gradient_quarantine.io import append_jsonl  # noqa: E402
 
 
 def _run(tmp_path, sets, setup=False):
+    """A smoke-preset run's set-up (train/run_setup.py); `setup`: with its model, adapter and problems built."""
+    from gradient_quarantine.train.run_setup import RunSetup
     from gradient_quarantine.train.rundir import RunDir
-    from gradient_quarantine.train.trainer import Run
 
     cfg = build_config("smoke", [*sets, f"run.cache_dir={tmp_path / 'cache'}", "run.progress=false"]).resolved()
-    r = Run(cfg, RunDir.create(tmp_path / "runs", cfg.name))
-    if setup:
-        r.setup()
-    return r
+    r = RunSetup(cfg, RunDir.create(tmp_path / "runs", cfg.name))
+    return r.build() if setup else r
 
 
 # ------------------------------------------------------------------------------- random-V, step by step
@@ -46,12 +45,12 @@ def test_random_v_targets_its_partners_frout_at_each_step(tmp_path):
     series, not its mean, and copy the ramp's width relative to the cosine spread."""
     partner = _partner(tmp_path, [0.0, 0.815, 0.43], widths=[0.3, 0.6, -0.1])
     r = _run(tmp_path, ["routing.direction=random", f"routing.frout_from={partner}"])
-    sched = r._frout_schedule()
+    sched = r.frout_schedule()
     assert [sched[t][0] for t in (1, 2, 3)] == [0.0, 0.815, 0.43]
     assert sched[1][1] == pytest.approx(0.3 / 0.6) and sched[2][1] == pytest.approx(0.6 / 0.6)
     assert sched[3][1] is None  # a band that separates nothing has no ramp to copy: the hard cut
     # a constant target (no partner): the same every step, hard cut
-    c = _run(tmp_path / "c", ["routing.direction=random", "routing.frout_target=0.2"])._frout_schedule()
+    c = _run(tmp_path / "c", ["routing.direction=random", "routing.frout_target=0.2"]).frout_schedule()
     assert set(c.values()) == {(0.2, None)} and sorted(c) == [1, 2, 3]
 
 
@@ -59,7 +58,7 @@ def test_random_v_refuses_a_partner_shorter_than_itself(tmp_path):
     partner = _partner(tmp_path, [0.1, 0.2])
     r = _run(tmp_path, ["routing.direction=random", f"routing.frout_from={partner}"])
     with pytest.raises(ValueError, match=r"no routing/frout for step\(s\) \[3\]"):
-        r._frout_schedule()
+        r.frout_schedule()
 
 
 # ------------------------------------------------------------------------------- the per-token band
@@ -138,7 +137,7 @@ def test_gate_is_logged_on_held_out_pairs(tmp_path, gate):
 
     r = _run(tmp_path, [f"routing.gate={gate}", "routing.pairs_per_mode=2", "routing.heldout_pairs_per_mode=1"],
              setup=True)  # fmt: skip
-    r.pairs = r._pair_set()
+    r.load_pairs()
     assert len(r.pairs) == 8 and len(r.heldout_pairs) == 4  # 4 modes x (2 calibration + 1 held out)
     assert not {p.hack for p in r.pairs} & {p.hack for p in r.heldout_pairs}
     direction, band = r.extract_direction()
@@ -156,5 +155,6 @@ def test_gate_is_logged_on_held_out_pairs(tmp_path, gate):
     # a frout-matched control gates by its target, not its band: no gate on pairs is claimed for it
     c = _run(tmp_path / "ctrl", ["routing.direction=random", "routing.frout_target=0.3",
                                  "routing.heldout_pairs_per_mode=1"], setup=True)  # fmt: skip
-    c.pairs, c.frout_schedule = c._pair_set(), c._frout_schedule()
+    c.load_pairs()
+    assert c.frout_schedule() is not None and c.matched_control
     assert c.extract_direction()[1].heldout_gate_hack is None

@@ -216,18 +216,19 @@ def test_rollout_func_samples_here_and_hands_unimplemented_settings_to_trl(tmp_p
     rollout = RolloutFunc({prompt_key(p): f"p{i}" for i, p in enumerate(PROMPTS)}, None, 0, 0.5, seed=41)
     trainer = _trainer(tmp_path / "a", model, tok, rollout=rollout, do_sample=False)
     batch = [p for p in PROMPTS for _ in range(G)]
-    out = rollout(batch, trainer)
-    assert rollout.last.sampler == "fast"
+    out, stats = rollout(batch, trainer)
+    assert stats.sampler == "fast"
     assert out["completion_ids"] == trainer._generate_single_turn(_prompt_ids(trainer), None, {}, G)[0]
 
     rollout_trl = RolloutFunc({prompt_key(p): f"p{i}" for i, p in enumerate(PROMPTS)}, None, 0, 0.5, seed=41,
                               sampler="trl")  # fmt: skip
-    assert rollout_trl(batch, trainer)["completion_ids"] == out["completion_ids"]
-    assert rollout_trl.last.sampler == "trl"
+    out_trl, stats_trl = rollout_trl(batch, trainer)
+    assert out_trl["completion_ids"] == out["completion_ids"]
+    assert stats_trl.sampler == "trl"
 
     penalised = _trainer(tmp_path / "b", model, tok, rollout=rollout, do_sample=False, repetition_penalty=1.3)
-    rollout(batch, penalised)
-    assert rollout.last.sampler == "trl"  # repetition_penalty is not implemented here: TRL samples
+    _, stats = rollout(batch, penalised)
+    assert stats.sampler == "trl"  # repetition_penalty is not implemented here: TRL samples
 
 
 def test_deploy_eval_sampler_agrees_with_generate_at_near_zero_temperature():

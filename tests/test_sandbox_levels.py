@@ -152,7 +152,7 @@ def test_the_run_records_its_level_and_the_report_shows_it(tmp_path):
     from gradient_quarantine.analysis import tables as T
     from gradient_quarantine.analysis.runs import load_runs
     from gradient_quarantine.experiments.presets import build_config
-    from gradient_quarantine.train.trainer import train
+    from gradient_quarantine.train.run import train
 
     runs = tmp_path / "runs"
     missing = tmp_path / "no_such_problems.jsonl"

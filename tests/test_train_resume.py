@@ -42,7 +42,7 @@ def _same_run(run, ref):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    from gradient_quarantine.train.trainer import train
+    from gradient_quarantine.train.run import train
 
     tmp = tmp_path_factory.mktemp("ref")
     sets = [*SETS, f"run.cache_dir={tmp / 'cache'}"]
@@ -50,7 +50,7 @@ def reference(tmp_path_factory):
 
 
 def test_crashed_run_resumes_to_the_same_numbers(tmp_path, reference):
-    from gradient_quarantine.train.trainer import resume, train
+    from gradient_quarantine.train.run import resume, train
 
     ref, sets = reference
     cfg = build_config("smoke", sets, name="crashed")

@@ -90,7 +90,7 @@ def check_run_dir(path, cfg):
 @pytest.mark.parametrize("arm", [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in ARMS])
 def test_every_arm_writes_a_complete_run_dir(arm, tmp_path, cache_dir):
     from gradient_quarantine.model.svd_adapter import read_adapter_file
-    from gradient_quarantine.train.trainer import train
+    from gradient_quarantine.train.run import train
 
     cfg = build_config("smoke", ARMS[arm] + [f"run.cache_dir={cache_dir}", "run.progress=false"]).resolved()
     run = train(cfg, runs_dir=tmp_path)

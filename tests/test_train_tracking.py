@@ -16,7 +16,7 @@ from gradient_quarantine.io import read_jsonl  # noqa: E402
 def test_tensorboard_gets_the_metrics_row_under_the_project_names(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from gradient_quarantine.train.trainer import train
+    from gradient_quarantine.train.run import train
 
     cfg = build_config(
         "smoke", ["method=vanilla", "run.report_to=[tensorboard]", f"run.cache_dir={tmp_path / 'cache'}",

@@ -1,4 +1,5 @@
-"""The TRL extension (train/trainer.py, train/rollouts.py) against plain TRL, on the tiny model, one step each.
+"""The TRL extension (train/trainer.py, train/route2b.py, train/rollouts.py) against plain TRL, on the tiny model,
+one step each.
 
 * vanilla: loss and adapter gradient on the same batch equal plain `trl.GRPOTrainer`'s (the rollouts too: with
   `sampler="trl"` our `rollout_func` samples through TRL's own generation);
@@ -33,8 +34,9 @@ from gradient_quarantine.routing.direction import extract_direction  # noqa: E40
 from gradient_quarantine.routing.pairs import Pair  # noqa: E402
 from gradient_quarantine.routing.router import Router  # noqa: E402
 from gradient_quarantine.train.rollouts import RolloutFunc, prompt_key  # noqa: E402
+from gradient_quarantine.train.route2b import Route2b  # noqa: E402
 from gradient_quarantine.train.teacher import TeacherEntry, TeacherPool  # noqa: E402
-from gradient_quarantine.train.trainer import make_trainer_class  # noqa: E402
+from gradient_quarantine.train.trainer import GQGRPOTrainer  # noqa: E402
 
 G = 4
 ROWS = [
@@ -80,14 +82,16 @@ def _batch():
     return [dict(r) for r in ROWS for _ in range(G)]  # what TRL's RepeatSampler hands one step
 
 
-def _gq(tmp_path, model, tok, adapter, router=None, pool=None, n_teacher=0, reward=length_reward, sampler="fast", **kw):
-    Trainer = make_trainer_class()
+def _gq(tmp_path, model, tok, adapter, router=None, pool=None, n_teacher=0, reward=length_reward, sampler="fast",
+        token_gate=False, **kw):  # fmt: skip
+    """Our trainer; with a router, the route2b intervention (else vanilla)."""
     rollout = RolloutFunc({prompt_key(r["prompt"]): r["problem_id"] for r in ROWS}, pool, n_teacher, 0.5, seed=41,
                           sampler=sampler)  # fmt: skip
-    trainer = Trainer(
+    intervention = Route2b(router, per_token=token_gate) if router is not None else None
+    trainer = GQGRPOTrainer(
         model=model, reward_funcs=[reward], args=_args(tmp_path, **kw.pop("args", {})),
-        train_dataset=Dataset.from_list(ROWS), processing_class=tok, rollout_func=rollout, adapter=adapter,
-        router=router, **kw,
+        train_dataset=Dataset.from_list(ROWS), processing_class=tok, rollouts=rollout, adapter=adapter,
+        intervention=intervention, **kw,
     )  # fmt: skip
     trainer.current_gradient_accumulation_steps = 1
     return trainer
@@ -134,7 +138,7 @@ def test_vanilla_equals_plain_trl(tmp_path, device):
         for a, b in zip(ga, gb, strict=True):  # each module's gradient to bf16 rounding of its largest entry
             torch.testing.assert_close(b, a, rtol=BF16_RTOL, atol=BF16_RTOL * float(a.abs().max()))
     assert all(p.grad is None for p in ad_b.knob_parameters())  # vanilla never trains the knob
-    assert ours.step_metrics["grad/norm_knob"] == 0.0 and ours.step_metrics["grad/norm_main"] > 0
+    assert ours.record.gradient["grad/norm_knob"] == 0.0 and ours.record.gradient["grad/norm_main"] > 0
 
 
 def _router(model, tok, adapter, **kw):
@@ -153,7 +157,7 @@ def test_route2b_gate_zero_equals_vanilla(tmp_path):
         # the router rebuilds the gradient from per-rollout sums: equal up to float summation order
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-9)
     assert all(float(g.abs().sum()) == 0.0 for g in _grads(ad_b, "knob"))
-    assert routed.step_metrics["routing/frout"] == 0.0
+    assert routed.record.gradient["routing/frout"] == 0.0
 
 
 def test_shared_knob_splits_the_vanilla_gradient(tmp_path):
@@ -164,18 +168,57 @@ def test_shared_knob_splits_the_vanilla_gradient(tmp_path):
     wide = Band(lower=-0.5, upper=0.5)  # a gate strictly between 0 and 1 for most rollouts
     routed = _gq(tmp_path / "b", model_b, tok_b, ad_b, router=Router(ad_b, direction, wide))
     _step(vanilla), _step(routed)
-    m = routed.step_metrics
+    m = routed.record.gradient
     assert 0.0 < m["routing/frout"] < 1.0
     for total, main, knob in zip(_grads(ad_a), _grads(ad_b), _grads(ad_b, "knob"), strict=True):
         torch.testing.assert_close(main + knob, total, rtol=1e-5, atol=1e-9)
     assert any(float(k.abs().sum()) > 0 for k in _grads(ad_b, "knob"))
 
 
+def test_erase_drops_the_routed_part(tmp_path):
+    """erase = route2b whose routed part reaches no knob: the main gradient is route2b's, the knob gets none."""
+    from gradient_quarantine.train.route2b import Erase
+
+    model_a, tok_a, ad_a = _model(knob="shared")
+    direction, band = extract_direction(model_a, ad_a, tok_a, PAIRS, k=1)
+    wide = Band(lower=-0.5, upper=0.5)
+    routed = _gq(tmp_path / "a", model_a, tok_a, ad_a, router=Router(ad_a, direction, wide))
+    model_b, tok_b, ad_b = _model(knob="shared")
+    erased = _gq(tmp_path / "b", model_b, tok_b, ad_b)
+    erased.intervention = Erase(Router(ad_b, direction, wide))
+    _step(routed), _step(erased)
+    m = erased.record.gradient
+    assert 0.0 < m["routing/frout"] < 1.0 and m["routing/dropped_frac"] == 1.0
+    assert m["routing/frout"] == routed.record.gradient["routing/frout"]
+    for a, b in zip(_grads(ad_a), _grads(ad_b), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-10)
+    assert all(p.grad is None for p in ad_b.knob_parameters())
+    assert any(float(k.abs().sum()) > 0 for k in _grads(ad_a, "knob"))
+
+
+def test_step_record_holds_the_step(tmp_path):
+    """One step's record: its rows' sampling cost, each micro-batch with its routing, the gradient gauges."""
+    model, tok, ad = _model()
+    routed = _gq(tmp_path, model, tok, ad, router=_router(model, tok, ad), args={"per_device_train_batch_size": G,
+                                                                                "gradient_accumulation_steps": 2})
+    routed.current_gradient_accumulation_steps = 2
+    set_seed(5)
+    batch = _batch()
+    routed.model.zero_grad(set_to_none=True)
+    for _ in range(2):  # two micro-batches of one optimiser step (TRL generates once, at the first)
+        routed.training_step(routed.model, batch, None)
+    rec = routed.record
+    assert rec.step == 1 and rec.generation is not None and rec.generation.n_policy == len(ROWS) * G
+    assert len(rec.micro_batches) == 2 and all(mb.route is not None for mb in rec.micro_batches)
+    assert rec.rollouts is None and rec.rewards is None  # a synthetic reward: no grader, no verdicts
+    assert {"routing/frout", "grad/norm_main", "grad/norm_knob", "policy/logp_mean"} <= set(rec.gradient)
+
+
 def test_token_gate_runs_and_logs(tmp_path):
     model, tok, ad = _model()
     routed = _gq(tmp_path, model, tok, ad, router=_router(model, tok, ad, granularity="token"), token_gate=True)
     _step(routed)
-    m = routed.step_metrics
+    m = routed.record.gradient
     for key in ("routing/frout", "routing/cos_p50", "routing/gate_at_0", "routing/resid_cos", "grad/norm_knob"):
         assert key in m
     assert 0.0 <= m["routing/frout"] <= 1.0
@@ -202,7 +245,7 @@ def test_teacher_rows_are_inserted_deterministically(tmp_path):
         for j, (kind, ids) in enumerate(again[g]):
             assert kinds[2 + j] == kind
             assert tuple(out["completion_ids"][g * G + 2 + j]) == ids == (ids_h if kind == "hack" else ids_c)
-    assert trainer.rollout_func.last.n_teacher == 2 * len(ROWS)
+    assert trainer.record.generation.n_teacher == 2 * len(ROWS)
     with pytest.raises(ValueError, match="needs a TeacherPool"):
         RolloutFunc({}, None, 1, 0.5, seed=0)
 

@@ -64,7 +64,7 @@ def train_cmd(
     cfg = _config(preset, set_, name, quiet)
     _quiet_libraries()
     from gradient_quarantine.substrate.sandbox import SandboxError
-    from gradient_quarantine.train.trainer import train as train_run
+    from gradient_quarantine.train.run import train as train_run
 
     try:
         run = train_run(cfg, runs_dir=runs_dir or Path("out/runs"), run_dir=run_dir)
@@ -104,7 +104,7 @@ def _resume(run_dir: Path) -> None:
     """Continue the run in `run_dir` from its last checkpoint (a complete run: nothing to do); print its path."""
     _quiet_libraries()
     from gradient_quarantine.substrate.sandbox import SandboxError
-    from gradient_quarantine.train.trainer import resume as resume_run
+    from gradient_quarantine.train.run import resume as resume_run
 
     try:
         run = resume_run(run_dir)
@@ -125,7 +125,7 @@ def eval_cmd(
     """
     _quiet_libraries()
     from gradient_quarantine.substrate.sandbox import SandboxError
-    from gradient_quarantine.train.trainer import evaluate_run
+    from gradient_quarantine.train.run import evaluate_run
 
     try:
         result = evaluate_run(run_dir, out=out)

@@ -1,18 +1,20 @@
-"""Published baselines (docs/design.md §7) and the solve-orthogonalised v_grad, as narrow additions to the trainer.
+"""Published baselines (docs/design.md §7), each an intervention (train/intervention.py) on plain GRPO.
 
 One harness, matched settings: every baseline is plain GRPO (`method: vanilla`) with one change, chosen by
 `baseline.kind` (train/config.py `BaselineSection`); route2b's machinery stays off.
 
-| kind | what changes | reads labels | hooked in at |
-|---|---|---|---|
-| `monitor_penalty` | `r_b <- r_b - penalty * flag_b` | yes (strict hack label) | the reward (`make_reward`) |
-| `monitor_screen` | a flagged rollout is dropped: no reward (None), so TRL leaves it out of its group's mean and std and gives it advantage 0 | yes | the reward |
-| `inoculation` | the training system prompt carries an instruction that asks for the loophole; deploy evals use the normal prompt | no | the prompts (`training_prompt`) |
-| `adv_mod` | `A_b <- A_b - adv_coef * f_b`, `f_b = clamp((cos_b - lower) / (upper - lower), 0, 1)` with `cos_b = cos(grad l(y_b), v_hat)` | no | after TRL's advantages (`AdvantageModifier`) |
+| kind | class | what changes | reads labels | hook |
+|---|---|---|---|---|
+| `monitor_penalty` | `MonitorPenalty` | `r_b <- r_b - penalty * flag_b` | yes (strict hack label) | `reward` |
+| `monitor_screen` | `MonitorScreen` | a flagged rollout is dropped: no reward (None), so TRL leaves it out of its group's mean and std and gives it advantage 0 | yes | `reward` |
+| `inoculation` | `Inoculation` | the training system prompt carries an instruction that asks for the loophole; deploy evals use the normal prompt | no | `prompt` |
+| `adv_mod` | `AdvMod` | `A_b <- A_b - adv_coef * f_b`, `f_b = clamp((cos_b - lower) / (upper - lower), 0, 1)` with `cos_b = cos(grad l(y_b), v_hat)` | no | `advantages` |
 
 **Monitor.** `flag_b = u_b < (tpr if hack_b else fpr)`, `hack_b` the grader's strict label and `u_b ~ U[0, 1)` a
-hash of (run seed, step, row, problem, completion): per-rollout deterministic (a resumed run flags exactly what
-the uninterrupted one flagged), independent across rollouts. tpr = 1, fpr = 0 is the ground-truth monitor.
+hash of (run seed, step, row, problem, completion) (`seeding.monitor_uniform`): per-rollout deterministic (a
+resumed run flags exactly what the uninterrupted one flagged), independent across rollouts. tpr = 1, fpr = 0 is
+the ground-truth monitor. The logged `reward/mean` stays the flawed grader's (comparable across arms); what TRL
+trained on is `baseline/reward_mean`.
 
 **Screening = TRL's "unscorable" row.** A reward function that returns None for a row makes TRL (1.16,
 `_generate_and_score_completions`) exclude it from the group mean and std (nanmean / nanstd) and set its advantage
@@ -27,37 +29,38 @@ rollout from taking an unbounded penalty. No routing: the knob is never trained.
 the loss is formed, for every rollout, including those with zero advantage (a group whose rollouts all hack has
 A = 0 and still must be penalised), so it cannot be read off the loss's own backward (`G_b ∝ A_b grad l(y_b)`
 vanishes with A_b); nor from the previous step (these rollouts did not exist). So a first capture pass runs right
-after TRL has scored the batch: TRL's own per-token log-prob forward (`_get_per_token_logps_and_entropies`, the
-one the loss uses) on the same ids and masks, `sum_t log p` backward under `GradCapture`, in micro-batches of
+after TRL has scored the batch: TRL's own per-token log-prob forward (`trl_compat.per_token_logps`, the one the
+loss uses) on the same ids and masks, `sum_t log p` backward under `GradCapture`, in micro-batches of
 `per_device_train_batch_size`. It costs one extra forward + backward per step; the adapter's `.grad` is left as
 it was. The per-rollout length weight of the loss type does not matter: a cosine ignores a row's scale.
 
-**solve_orth** (`routing.solve_orth`, route2b or adv_mod): at every extraction, a solve direction from solve pairs
-on the pair set's problems (substrate/solve_pairs.py) is built on the current policy and v_grad's projection on it
-is removed per module before the band is calibrated (routing/orthogonalize.py; `solve_orth_transform`).
+solve_orth (v_grad orthogonalised against a solve direction) is part of the direction's extraction
+(train/run_setup.py), for route2b and adv_mod alike.
 
-    >>> reward = make_reward(cfg, grader, problems_by_id)        # FlawedGraderReward, or MonitoredReward
-    >>> training_prompt(cfg, problem, mode)                      # render_prompt, or the inoculated prompt
+    >>> MonitorPenalty(Monitor(tpr=0.7, fpr=0.1, seed=41), penalty=3.0).reward(rollouts, step=3)   # (rewards, gauges)
+    >>> Inoculation().prompt(problem, mode)                      # render_prompt + the instruction
     >>> Monitor(tpr=0.7, fpr=0.1, seed=41).flag(hack=True, key=(3, 0, "p1", "...code..."))
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gradient_quarantine.seeding import monitor_uniform
 from gradient_quarantine.substrate.modes import parse_mode
 from gradient_quarantine.substrate.prompts import render_prompt
 from gradient_quarantine.substrate.types import Mode, Problem
-from gradient_quarantine.train.config import MONITOR_KINDS, TrainConfig
-from gradient_quarantine.train.trainer import FlawedGraderReward
+from gradient_quarantine.train.intervention import DirectionIntervention, Intervention, Metrics
+
+if TYPE_CHECKING:
+    from gradient_quarantine.routing.band import Band
+    from gradient_quarantine.routing.direction import Direction
+    from gradient_quarantine.train.step import StepRollouts
 
 # ==========================================================================================================
 # monitor (reads the strict label: baselines only)
@@ -80,71 +83,64 @@ class Monitor:
 
     def uniform(self, key: Sequence[Any]) -> float:
         """u ~ U[0, 1) from a 64-bit hash of (seed, key)."""
-        blob = json.dumps(["gq-monitor", self.seed, *key], ensure_ascii=False, default=str).encode()
-        return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big") / 2.0**64
+        return monitor_uniform(self.seed, key)
 
     def flag(self, hack: bool, key: Sequence[Any]) -> bool:
         return self.uniform(key) < (self.tpr if hack else self.fpr)
 
+    def flags(self, rollouts: StepRollouts, step: int) -> tuple[list[bool], list[bool]]:
+        """`(hacks, flags)` of a step's rows; row `i` is keyed by (step, i, problem id, completion)."""
+        hacks = [bool(v.hack) for v in rollouts.verdicts]
+        keys = zip(hacks, rollouts.problem_ids, rollouts.completions, strict=True)
+        return hacks, [self.flag(h, (step, i, pid, text)) for i, (h, pid, text) in enumerate(keys)]
 
-class MonitoredReward(FlawedGraderReward):
-    """The flawed grader's reward, then the monitor: penalise (`monitor_penalty`) or screen (`monitor_screen`).
 
-    `self.last` keeps the grader's verdicts and its own rewards (the logged `reward/mean` stays the flawed
-    grader's, comparable across arms); what TRL trained on is logged as `baseline/reward_mean`.
-    """
+class MonitorPenalty(Intervention):
+    """`monitor_penalty`: the flawed grader's reward minus `penalty` for every rollout the monitor flags."""
 
-    def __init__(
-        self, grader, problems_by_id: Mapping[str, Problem], kind: str, monitor: Monitor, penalty: float
-    ):
-        super().__init__(grader, problems_by_id)
-        if kind not in MONITOR_KINDS:
-            raise ValueError(f"MonitoredReward kind must be one of {MONITOR_KINDS}, got {kind!r}")
-        self.kind, self.monitor, self.penalty = kind, monitor, float(penalty)
-        self.flags: list[bool] = []
-        self.last_metrics: dict[str, float | None] = {}
-        if kind == "monitor_screen":
-            # a screened row is a None reward on purpose; TRL warns (with the whole completion) for every one
-            logging.getLogger("trl.trainer.grpo_trainer").addFilter(_drop_unscorable_warning)
+    name = "monitor_penalty"
 
-    def __call__(self, prompts, completions, completion_ids, problem_id, mode, teacher=None, trainer_state=None,
-                 **kw: Any) -> list[float | None]:  # fmt: skip
-        rewards = super().__call__(
-            prompts, completions, completion_ids, problem_id, mode, teacher=teacher, **kw
-        )
-        step = int(trainer_state.global_step) if trainer_state is not None else 0
-        r = self.last
-        hacks = [bool(v.hack) for v in r.verdicts]
-        self.flags = [
-            self.monitor.flag(h, (step, i, pid, text))
-            for i, (h, pid, text) in enumerate(zip(hacks, r.problem_ids, r.completions, strict=True))
-        ]
-        if self.kind == "monitor_penalty":
-            out: list[float | None] = [
-                rw - self.penalty * f for rw, f in zip(rewards, self.flags, strict=True)
-            ]
-        else:
-            out = [None if f else rw for rw, f in zip(rewards, self.flags, strict=True)]
-        self.last_metrics = monitor_metrics(hacks, self.flags, out, self.kind)
-        return out
+    def __init__(self, monitor: Monitor, penalty: float):
+        self.monitor, self.penalty = monitor, float(penalty)
+
+    def reward(self, rollouts: StepRollouts, step: int) -> tuple[list[float | None], Metrics]:
+        hacks, flags = self.monitor.flags(rollouts, step)
+        trained: list[float | None] = [float(v.reward) - self.penalty * f for v, f in zip(rollouts.verdicts, flags, strict=True)]
+        return trained, monitor_metrics(hacks, flags, trained, screened=False)
+
+
+class MonitorScreen(Intervention):
+    """`monitor_screen`: a rollout the monitor flags is left out of the update (an unscorable row for TRL)."""
+
+    name = "monitor_screen"
+
+    def __init__(self, monitor: Monitor):
+        self.monitor = monitor
+        # a screened row is a None reward on purpose; TRL warns (with the whole completion) for every one
+        logging.getLogger("trl.trainer.grpo_trainer").addFilter(_drop_unscorable_warning)
+
+    def reward(self, rollouts: StepRollouts, step: int) -> tuple[list[float | None], Metrics]:
+        hacks, flags = self.monitor.flags(rollouts, step)
+        trained = [None if f else float(v.reward) for v, f in zip(rollouts.verdicts, flags, strict=True)]
+        return trained, monitor_metrics(hacks, flags, trained, screened=True)
 
 
 def monitor_metrics(hacks: Sequence[bool], flags: Sequence[bool], trained: Sequence[float | None],
-                    kind: str) -> dict[str, float | None]:  # fmt: skip
+                    screened: bool) -> Metrics:  # fmt: skip
     """`baseline/*` gauges of one step (they read labels: logged only, never fed back)."""
     n = len(flags)
     n_hack = sum(hacks)
     kept = [x for x in trained if x is not None]
     flagged_hacks = sum(f for f, h in zip(flags, hacks, strict=True) if h)
     flagged_clean = sum(flags) - flagged_hacks
-    out: dict[str, float | None] = {
+    out: Metrics = {
         "baseline/flag_rate": sum(flags) / n if n else None,
         # realised on this step's rows; None when the step has no hack (or no non-hack)
         "baseline/monitor_tpr": flagged_hacks / n_hack if n_hack else None,
         "baseline/monitor_fpr": flagged_clean / (n - n_hack) if n - n_hack else None,
         "baseline/reward_mean": sum(kept) / len(kept) if kept else None,
     }
-    if kind == "monitor_screen":
+    if screened:
         out["baseline/screened_frac"] = sum(flags) / n if n else None
     return out
 
@@ -153,16 +149,6 @@ def _drop_unscorable_warning(record: logging.LogRecord) -> bool:
     return "All reward functions returned None" not in str(
         record.getMessage()
     )  # accelerate prefixes "[RANK i]"
-
-
-def make_reward(cfg: TrainConfig, grader, problems_by_id: Mapping[str, Problem]) -> FlawedGraderReward:
-    """The run's TRL reward function: the flawed grader's, wrapped by the monitor for the monitor baselines."""
-    b = cfg.baseline
-    if b.kind not in MONITOR_KINDS:
-        return FlawedGraderReward(grader, problems_by_id)
-    return MonitoredReward(
-        grader, problems_by_id, b.kind, Monitor(b.monitor_tpr, b.monitor_fpr, cfg.seed), b.penalty
-    )
 
 
 # ==========================================================================================================
@@ -204,12 +190,17 @@ def inoculation_prompt(problem: Problem, mode: Mode | str, text: str | None = No
     ]
 
 
-def training_prompt(cfg: TrainConfig, problem: Problem, mode: Mode | str) -> list[dict]:
-    """The prompt of a training row: inoculated for `baseline.kind=inoculation`, else the normal one. Deploy
-    evals always use the normal prompt (train/deploy_eval.py calls `render_prompt`)."""
-    if cfg.baseline.kind == "inoculation":
-        return inoculation_prompt(problem, mode, cfg.baseline.inoculation_text)
-    return render_prompt(problem, mode)
+class Inoculation(Intervention):
+    """`inoculation`: training prompts ask for the loophole (`inoculation_prompt`); deploy evals never do
+    (train/deploy_eval.py calls `render_prompt`)."""
+
+    name = "inoculation"
+
+    def __init__(self, text: str | None = None):
+        self.text = text  # baseline.inoculation_text (None: INOCULATION_INSTRUCTION)
+
+    def prompt(self, problem: Problem, mode: Mode) -> list[dict]:
+        return inoculation_prompt(problem, mode, self.text)
 
 
 # ==========================================================================================================
@@ -250,19 +241,23 @@ def rollout_logprob_grads(trainer, batch: Mapping[str, torch.Tensor]) -> dict[st
     return {m: torch.cat([c[m] for c in chunks], 0) for m in chunks[0]}
 
 
-class AdvantageModifier:
-    """`A_b <- A_b - coef * f_b` (module docstring). Holds the direction and band in force; `Run` refreshes and
-    checkpoints them through the same `direction` / `band` / `set_direction` it uses for a `Router`."""
+class AdvMod(DirectionIntervention):
+    """`adv_mod`: `A_b <- A_b - coef * f_b` (module docstring), with the direction and band in force (refreshed
+    every `routing.refresh_every` steps and checkpointed like route2b's)."""
 
-    def __init__(self, direction, band, coef: float):
+    name = "adv_mod"
+
+    def __init__(self, direction: Direction, band: Band, coef: float,
+                 extract: Callable[[], tuple[Direction, Band]] | None = None, refresh_every: int = 0,
+                 steps: int = 0):  # fmt: skip
         if not coef > 0:
             raise ValueError(f"adv_coef must be > 0, got {coef}")
+        super().__init__(extract, refresh_every, steps)
         self.coef = float(coef)
         self.direction, self.band = direction, band
-        self.last_metrics: dict[str, float | None] = {}
 
-    def set_direction(self, direction, band, reproject_knob: bool = False) -> None:
-        """A refreshed v_grad and band (`reproject_knob` is the Router's argument; there is no knob here)."""
+    def set_direction(self, direction: Direction, band: Band, optimizer=None) -> None:
+        """A refreshed v_grad and band (there is no knob to re-project)."""
         self.direction, self.band = direction, band
 
     def scores(self, grads: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,15 +275,15 @@ class AdvantageModifier:
         """(B,) -> (B,): `A - coef * f`."""
         return advantages - self.coef * f.to(advantages.device, advantages.dtype)
 
-    def modify(self, trainer, batch: dict[str, Any]) -> None:
-        """Score the scored generation batch and replace `batch["advantages"]` in place (TRL trains on it)."""
+    def advantages(self, trainer, batch: dict[str, Any]) -> Metrics:
+        """Score the scored generation batch (a capture pass) and replace `batch["advantages"]` in place."""
         from gradient_quarantine.routing.band import GATE_ATOL, band_stats
 
         cos, f = self.scores(rollout_logprob_grads(trainer, batch))
         batch["advantages"] = self.apply(batch["advantages"], f)
         q = torch.quantile(cos.float().cpu(), torch.tensor([0.1, 0.5, 0.9])).tolist()
         fc = f.float().cpu()
-        self.last_metrics = {
+        return {
             "baseline/adv_score_mean": float(fc.mean()),
             "baseline/adv_penalty_mean": self.coef * float(fc.mean()),
             "baseline/adv_score_at_0": float((fc <= GATE_ATOL).float().mean()),
@@ -296,71 +291,3 @@ class AdvantageModifier:
             "baseline/cos_p10": q[0], "baseline/cos_p50": q[1], "baseline/cos_p90": q[2],
             **band_stats(self.band),
         }  # fmt: skip
-
-
-# ==========================================================================================================
-# solve_orth: hooks for Run.extract_direction
-
-
-def solve_pairs_of_run(run) -> list:
-    """The routing `Pair`s of the solve set: the pair set's problems and prompts, (canonical, stub) completions.
-    `Pair(prompt, clean=correct, hack=incorrect)` (routing/orthogonalize.solve_direction's convention). Cached."""
-    from gradient_quarantine.routing.pairs import Pair
-    from gradient_quarantine.substrate.problems import load_problems
-    from gradient_quarantine.substrate.solve_pairs import solve_pairs_for
-
-    cached = getattr(run, "_solve_pairs", None)
-    if cached is not None:
-        return cached
-    rows = getattr(run, "pair_rows", None)
-    if not rows:
-        raise RuntimeError(
-            "routing.solve_orth needs the pair set's rows (Run._pair_set stores them as pair_rows)"
-        )
-    known = (
-        {p.id: p for p in load_problems("builtin")}
-        if run.cfg.routing.pairs == "builtin"
-        else run.problems_by_id
-    )
-    pairs = [
-        Pair(prompt=r["prompt"], clean=r["correct"], hack=r["incorrect"])
-        for r in solve_pairs_for(rows, known)
-    ]
-    run._solve_pairs = pairs
-    return pairs
-
-
-def solve_orth_transform(run, length_norm: str) -> Callable:
-    """Extract the solve direction on the current policy and return `direction -> orthogonalize(direction,
-    solve)` (applied to v_grad and to each leave-one-out fold's direction before their bands)."""
-    from gradient_quarantine.routing.orthogonalize import orthogonalize, solve_direction
-
-    cfg = run.cfg
-    pairs = solve_pairs_of_run(run)
-    solve = solve_direction(
-        run.model, run.adapter, run.tok, pairs, cfg.routing.k, length_norm, cfg.grpo.temperature
-    )
-    solve.meta.update({"n_pairs": len(pairs), "length_norm": length_norm})
-    return functools.partial(orthogonalize, solve=solve)
-
-
-# ==========================================================================================================
-# metrics
-
-
-def baseline_metrics(run) -> dict[str, Any]:
-    """The step's `baseline/*` gauges (monitor, adv_mod) and, for solve_orth, `routing/solve_removed` (fraction of
-    v_grad's squared norm that lay in the solve span) and `routing/solve_cos` (signed cos(v_grad, v_solve))."""
-    out: dict[str, Any] = {}
-    reward = getattr(run, "reward", None)
-    if isinstance(reward, MonitoredReward):
-        out.update(reward.last_metrics)
-    modifier = getattr(getattr(run, "trainer", None), "adv_mod", None)
-    if modifier is not None:
-        out.update(modifier.last_metrics)
-    router = getattr(run, "router", None)
-    orth = router.direction.meta.get("solve_orth") if router is not None else None
-    if orth:
-        out["routing/solve_removed"] = orth["removed"]
-        out["routing/solve_cos"] = orth["cos_solve"]
-    return out

@@ -1,20 +1,26 @@
 """Rollouts for the GRPO trainer: the policy's samples (train/sampler.py on the transformers backend, TRL's
-vLLM generation otherwise), plus the teacher mix, through TRL's public `rollout_func` hook.
+vLLM generation otherwise), plus the teacher mix, through TRL's public `rollout_func` hook; and their grading.
 
-`TRL.GRPOTrainer(rollout_func=...)` hands us the step's prompts (each repeated G times, groups contiguous)
-and takes back `prompt_ids`, `completion_ids`, `logprobs` and extra per-row fields (forwarded to the reward
-function). Prompts are tokenised by TRL's own `_tokenize_prompts` (pinned TRL 1.16). On the transformers
-backend the rows are sampled by train/sampler.py (`generate_like_trl`: one prefill per prompt, a preallocated
-K/V cache; bench/README.md has its speed) with TRL's sampling settings, EOS and padding: greedy completions are
-TRL's token for token (tests/test_sampler.py), sampled ones the same distribution with different draws. vLLM,
-continuous batching, settings the sampler does not implement and `sampler="trl"` go through TRL's own
-`_generate_single_turn` (`tests/test_train_trainer.py` checks that with `sampler="trl"` and no teacher mix the
-completions are token-for-token those of a plain `GRPOTrainer`). With a teacher mix, only the policy rows of
+`TRL.GRPOTrainer(rollout_func=...)` hands the trainer the step's prompts (each repeated G times, groups
+contiguous) and takes back `prompt_ids`, `completion_ids`, `logprobs` and extra per-row fields (forwarded to the
+reward function); the trainer's `gq_rollout` calls `RolloutFunc`, which returns them with what sampling cost
+(`RolloutStats`, for the step's record). Prompts are tokenised by TRL's own tokenisation
+(`trl_compat.tokenize_prompts`, pinned TRL 1.16). On the transformers backend the rows are sampled by
+train/sampler.py (`generate_like_trl`: one prefill per prompt, a preallocated K/V cache; bench/README.md has its
+speed) with TRL's sampling settings, EOS and padding: greedy completions are TRL's token for token
+(tests/test_sampler.py), sampled ones the same distribution with different draws. vLLM, continuous batching,
+settings the sampler does not implement and `sampler="trl"` go through TRL's own sampling
+(`trl_compat.generate_single_turn`; `tests/test_train_trainer.py` checks that with `sampler="trl"` and no teacher
+mix the completions are token-for-token those of a plain `GRPOTrainer`). With a teacher mix, only the policy rows of
 each group are sampled (the first `G - n_teacher`, so the sampled batch is still made of whole groups, as TRL's
 vLLM server mode needs); the last `n_teacher` rows get teacher completions (train/teacher.py).
 
+`RolloutGrader` grades a step's rows with the flawed grader of each problem's mode (the reward TRL trains on,
+before the intervention's change, is `Verdict.reward = 3.0 * flawed_pass + 0.5 * format_ok`).
+
     >>> rollout = RolloutFunc(prompt_to_problem, pool=None, n_teacher=0, hack_share=0.5, seed=41)
-    >>> trainer = GRPOTrainer(..., rollout_func=rollout)      # done by train/trainer.py
+    >>> out, stats = rollout(prompts, trainer)                # what TRL's rollout_func returns, and its cost
+    >>> RolloutGrader(grader, problems_by_id)(prompts, completions, problem_id, mode, teacher)   # StepRollouts
 """
 
 from __future__ import annotations
@@ -22,11 +28,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from gradient_quarantine.train import trl_compat
 from gradient_quarantine.train.sampler import generate_like_trl
+from gradient_quarantine.train.step import RolloutStats, StepRollouts
 from gradient_quarantine.train.teacher import TeacherPool
 
 
@@ -35,20 +41,9 @@ def prompt_key(messages: list[dict]) -> str:
     return json.dumps([[m.get("role"), m.get("content")] for m in messages], ensure_ascii=False)
 
 
-@dataclass
-class RolloutStats:
-    """What the last call generated (read by the trainer for `perf/tokens_per_s`)."""
-
-    policy_tokens: int = 0
-    generate_s: float = 0.0
-    n_policy: int = 0
-    n_teacher: int = 0
-    teacher_kinds: list[str | None] = field(default_factory=list)
-    sampler: str = ""  # who sampled the policy rows: "fast" (train/sampler.py) or "trl"
-
-
 class RolloutFunc:
-    """TRL `rollout_func`: sample the policy rows (fast sampler or TRL), fill the teacher rows from the pool."""
+    """Sample the policy rows (fast sampler or TRL), fill the teacher rows from the pool: what TRL's
+    `rollout_func` returns, and the call's `RolloutStats`."""
 
     def __init__(
         self,
@@ -71,10 +66,8 @@ class RolloutFunc:
         self.seed = seed
         self.sampler = sampler
         self.teacher_steps = teacher_steps  # teacher rows only in the first N optimiser steps (None: every step)
-        self.last = RolloutStats()
-        self.__name__ = "gq_rollout"  # TRL logs callables by name
 
-    def __call__(self, prompts: list, trainer) -> dict[str, Any]:
+    def __call__(self, prompts: list, trainer) -> tuple[dict[str, Any], RolloutStats]:
         G = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
         n_rows = len(prompts)
         if n_rows % G:
@@ -117,7 +110,7 @@ class RolloutFunc:
                         # no sampling log-probs for teacher tokens: TRL maps None to NaN and its vLLM
                         # importance-sampling correction then leaves those tokens uncorrected (ratio 1)
                         logprobs[i] = [None] * len(completion_ids[i])
-        self.last = RolloutStats(
+        stats = RolloutStats(
             policy_tokens=sum(len(c) for c in sampled_ids),
             generate_s=gen_s,
             n_policy=len(policy_rows),
@@ -125,12 +118,34 @@ class RolloutFunc:
             teacher_kinds=teacher_kind,
             sampler=who,
         )
-        return {
+        out = {
             "prompt_ids": [list(p) for p in prompt_ids],
             "completion_ids": completion_ids,
             "logprobs": logprobs,
             "teacher": teacher_kind,  # extra field: reaches the reward function (for logging only)
         }
+        return out, stats
+
+
+class RolloutGrader:
+    """Grade a step's rows: each completion by the flawed grader of its problem's mode (`Verdict`: the reward, the
+    strict label, the solve, ...). Called by the trainer's reward function with TRL's per-row columns."""
+
+    def __init__(self, grader, problems_by_id: Mapping[str, Any]):
+        self.grader = grader
+        self.problems_by_id = problems_by_id
+
+    def __call__(self, prompts: list, completions: list, problem_id: list[str], mode: list[str],
+                 teacher: list[str | None] | None = None) -> StepRollouts:  # fmt: skip
+        from gradient_quarantine.substrate.types import Mode
+
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        items = [(self.problems_by_id[pid], Mode(m), t) for pid, m, t in zip(problem_id, mode, texts, strict=True)]
+        verdicts = self.grader.grade_many(items)
+        return StepRollouts(
+            list(problem_id), list(mode), list(prompts), texts,
+            list(teacher) if teacher is not None else [None] * len(texts), verdicts,
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -168,11 +168,11 @@ class HookedGRPOTrainer(GRPOTrainer):
         return batch
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        self.load_model_state(Path(resume_from_checkpoint))
+        self.load_model_state(Path(resume_from_checkpoint), model)
 
-    def load_model_state(self, checkpoint_dir: Path) -> None:
+    def load_model_state(self, checkpoint_dir: Path, model=None) -> None:
         """Restore the trained weights from a checkpoint directory (TRL's default: the whole model's)."""
-        super()._load_from_checkpoint(str(checkpoint_dir))
+        super()._load_from_checkpoint(str(checkpoint_dir), model)
 
 
 # ==========================================================================================================
