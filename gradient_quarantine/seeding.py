@@ -7,20 +7,20 @@ uninterrupted run drew, and every arm of a study sees the same problems and eval
 changing one changes the numbers of every run that uses it (resumes, and comparisons with recorded runs, would no
 longer match), so a new purpose gets a new function with a new salt.
 
-| function                           | from              | stream (salt)                                        | used by                                     |
-|------------------------------------|-------------------|------------------------------------------------------|---------------------------------------------|
-| `mode_partition_rng(s)`            | `data.mode_seed`  | `random.Random(s)` (no salt: the first stream)        | `substrate/modes.assign_modes`              |
-| `split_rng(s)`                     | `data.split_seed` | `random.Random("split:<s>")`                          | `substrate/splits.split_problems`           |
-| `no_loophole_rng(s)`               | `data.split_seed` | `random.Random("no_loophole:<s>")`                    | `substrate/splits.Split.apply_no_loophole`  |
-| `eval_holdout_rng(s)`              | `data.mode_seed`  | `numpy default_rng([s, 0x40D])`                       | `train/roles.run_problems` (no split)       |
-| `eval_prompts_rng(s)`              | `data.mode_seed`  | `numpy default_rng([s, 0xE7A1])`                      | `train/deploy_eval.select_eval_problems`    |
-| `eval_sampling_seed(s, step)`      | `seed`            | `default_rng([s, step, 0xDE91]).integers(0, 2**62)`  | `train/deploy_eval` (each eval's sampling)  |
-| `prompt_order_rng(s)`              | `seed`            | `numpy default_rng([s, 0x5A3])`                       | `train/trainer` (the order of the prompts)  |
-| `teacher_rng(s, step, group)`      | `seed`            | `numpy default_rng([s, step, group, 0x7EAC])`         | `train/teacher.TeacherPool.draw`            |
-| `random_v_seed(s)`                 | `seed`            | `s + 7919` (a torch.Generator seed)                   | `train/trainer` -> `routing.random_direction_like` |
-| `monitor_uniform(s, key)`          | `seed`            | blake2b-64 of `["gq-monitor", s, *key]` / 2**64       | `train/baselines.Monitor` (its noise)       |
-| `warmstart_hacks_rng(s)`           | `warmstart.seed`  | `random.Random("warmstart-hacks:<s>")`                | `train/warmstart.warmstart_examples`        |
-| `warmstart_order_rng(s)`           | `warmstart.seed`  | `random.Random("warmstart-order:<s>")`                | `train/warmstart` (batch order)             |
+| function                      | from              | stream (salt)                                       | used by                                              |
+|-------------------------------|-------------------|-----------------------------------------------------|------------------------------------------------------|
+| `mode_partition_rng(s)`       | `data.mode_seed`  | `random.Random(s)` (no salt: the first stream)      | `substrate/modes.assign_modes`                       |
+| `split_rng(s)`                | `data.split_seed` | `random.Random("split:<s>")`                        | `substrate/splits.split_problems`                    |
+| `no_loophole_rng(s)`          | `data.split_seed` | `random.Random("no_loophole:<s>")`                  | `substrate/splits.Split.apply_no_loophole`           |
+| `eval_holdout_rng(s)`         | `data.mode_seed`  | `numpy default_rng([s, 0x40D])`                     | `train/roles.run_problems` (no split)                |
+| `eval_prompts_rng(s)`         | `data.mode_seed`  | `numpy default_rng([s, 0xE7A1])`                    | `train/deploy_eval.select_eval_problems`             |
+| `eval_sampling_seed(s, step)` | `seed`            | `default_rng([s, step, 0xDE91]).integers(0, 2**62)` | `train/deploy_eval` (each eval's sampling)           |
+| `prompt_order_rng(s)`         | `seed`            | `numpy default_rng([s, 0x5A3])`                     | `train/run_setup` (the order of the prompts)         |
+| `teacher_rng(s, step, group)` | `seed`            | `numpy default_rng([s, step, group, 0x7EAC])`       | `train/teacher.TeacherPool.draw`                     |
+| `random_v_seed(s)`            | `seed`            | `s + 7919` (a torch.Generator seed)                 | `train/run_setup` -> `routing.random_direction_like` |
+| `monitor_uniform(s, key)`     | `seed`            | blake2b-64 of `["gq-monitor", s, *key]` / 2**64     | `train/baselines.Monitor` (its noise)                |
+| `warmstart_hacks_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-hacks:<s>")`              | `train/warmstart.warmstart_examples`                 |
+| `warmstart_order_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-order:<s>")`              | `train/warmstart` (batch order)                      |
 
 Seeded without a salt, outside this module: the trainer's global seeding `transformers.set_seed(seed)` (torch,
 numpy and random: TRL's own sampling and dropout), the tiny test model's init `torch.manual_seed(seed)`

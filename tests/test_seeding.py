@@ -81,10 +81,6 @@ NOT_SALTS = (
     ("substrate/_sandbox_worker.py", '.seed(0)'),  # every sandboxed program (imports nothing from the package)
     ("substrate/sandbox.py", "random.seed(0)"),  # the docstring that says so
 )
-# Salted streams still written in place in train/ (issue 13's restructure of train/ moves them onto seeding.py);
-# keyed by the salt, wherever the code lands. Delete an entry once its site calls seeding.py.
-PENDING = ("0x7EAC", "7919", "0x5A3", "0xE7A1", "0xDE91", "blake2b")
-
 _STREAM = re.compile(r"default_rng\(|random\.Random\(|manual_seed\(|\.seed\(|blake2b|seed\s*[-+*^]\s*\d|0x[0-9A-Fa-f]{3,}.*\]")
 
 
@@ -98,7 +94,7 @@ def test_no_module_derives_a_stream_of_its_own():
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not _STREAM.search(line):
                 continue
-            if any(rel == f and snippet in line for f, snippet in NOT_SALTS) or any(p in line for p in PENDING):
+            if any(rel == f and snippet in line for f, snippet in NOT_SALTS):
                 continue
             found.append(f"{rel}:{i}: {line.strip()}")
     assert not found, "derive seeded streams in gradient_quarantine/seeding.py (one named function per purpose):\n" + (

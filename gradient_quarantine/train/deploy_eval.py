@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gradient_quarantine.io import atomic_write_json
+from gradient_quarantine.seeding import eval_prompts_rng, eval_sampling_seed
 from gradient_quarantine.substrate.prompts import render_prompt
 from gradient_quarantine.substrate.types import ALL_MODES, Mode, Problem, Verdict
 from gradient_quarantine.train.config import EvalSection
@@ -38,7 +38,7 @@ def select_eval_problems(
 ) -> list[Problem]:
     """`n_prompts` problems (all if fewer), balanced over modes: round-robin over the modes, each mode's
     problems in a seeded order. Depends only on the problem set and `seed`."""
-    rng = np.random.default_rng([int(seed), 0xE7A1])
+    rng = eval_prompts_rng(seed)
     by_mode: dict[Mode, list[Problem]] = {m: [] for m in ALL_MODES}
     for p in sorted(problems, key=lambda p: p.id):
         by_mode[modes_of[p.id]].append(p)
@@ -196,7 +196,7 @@ class DeployEvaluator:
         with self._state(variant):
             texts = sample(
                 self.model, self.tokenizer, prompts, self.cfg.samples, self.cfg.temperature,
-                self.max_new_tokens, self.cfg.batch_size, seed=_eval_seed(seed, step), backend=self.backend,
+                self.max_new_tokens, self.cfg.batch_size, seed=eval_sampling_seed(seed, step), backend=self.backend,
             )
         items = [(p, self.modes_of[p.id], t) for p, ts in zip(self.problems, texts, strict=True) for t in ts]
         verdicts = self.grader.grade_many(items)
@@ -216,6 +216,3 @@ class DeployEvaluator:
         atomic_write_json(path, {"key": json.loads(blob), "eval": result})
         return result
 
-
-def _eval_seed(seed: int, step: int) -> int:
-    return int(np.random.default_rng([int(seed), int(step), 0xDE91]).integers(0, 2**62))

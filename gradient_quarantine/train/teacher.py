@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from gradient_quarantine.io import atomic_write_json
+from gradient_quarantine.seeding import teacher_rng
 from gradient_quarantine.substrate.hacks import hack_completion
 from gradient_quarantine.substrate.pairs import clean_completion
 from gradient_quarantine.substrate.types import Mode, Problem
@@ -92,7 +91,7 @@ class TeacherPool:
         drawn from a generator seeded by (seed, step, group) only, so resuming redraws the same.
         """
         entry = self.entries[problem_id]
-        rng = np.random.default_rng([int(seed), int(step), int(group), 0x7EAC])
+        rng = teacher_rng(seed, step, group)
         out = []
         for _ in range(n):
             if entry.hack is not None and rng.random() < hack_share:
