@@ -53,6 +53,9 @@ def check_run_dir(path, cfg):
                     "train/format_rate", "grad/norm_main", "grad/norm_knob", "policy/logp_mean", "policy/entropy",
                     "perf/step_time_s", "perf/tokens_per_s", "health/collapse"):  # fmt: skip
             assert key in r, key
+        # the step's time split: sampling, grading and forward + backward are each timed, inside the step's time
+        parts = [r["perf/generate_s"], r["perf/grade_s"], r["perf/backward_s"]]
+        assert all(t > 0 for t in parts) and sum(parts) <= r["perf/step_time_s"], (parts, r["perf/step_time_s"])
         if cfg.method == "route2b":
             for key in ("routing/frout", "routing/band_lower", "routing/band_upper", "routing/band_width",
                         "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",

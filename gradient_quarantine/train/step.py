@@ -117,6 +117,12 @@ class StepRecord:
     micro_batches: list[MicroBatch] = field(default_factory=list)  # forward + backward, in order
     logp: LogpTally = field(default_factory=LogpTally)
     gradient: Metrics = field(default_factory=dict)  # at the step's end: grad/*, routing/*, policy/logp_mean, diag/*
+    grade_s: float = 0.0  # wall time of grading the rows in the sandbox (both graders)
+    backward_s: float = 0.0  # wall time of the micro-batches' forward + backward, routing included
+
+    def rows_s(self) -> float:
+        """Wall time spent so far on the step's rows: sampling and grading."""
+        return (self.generation.generate_s if self.generation is not None else 0.0) + self.grade_s
 
     def gate_by_kind(self) -> dict[int, list[float]]:
         """Each row's gate value (a per-token gate: the mean over its non-zero-gradient tokens), by row kind. Reads
@@ -209,6 +215,8 @@ def metrics_row(
     row["perf/step_time_s"] = step_time_s
     row["perf/tokens_per_s"] = gen.policy_tokens / gen.generate_s if gen is not None and gen.generate_s > 0 else None
     row["perf/generate_s"] = gen.generate_s if gen is not None else 0.0
+    row["perf/grade_s"] = record.grade_s
+    row["perf/backward_s"] = record.backward_s
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 

@@ -37,6 +37,7 @@ is the adapter plus TRL's optimiser, scheduler, RNG and trainer state (`save_che
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
         """TRL's reward function: each row graded by its mode's flawed grader, then the intervention's reward
         change (`None`: a row left out of its group). TRL passes the dataset's columns (`problem_id`, `mode`) and
         the rollout function's extra field (`teacher`) as lists, one entry per completion."""
+        t0 = time.perf_counter()
         rollouts = self.grade(prompts, completions, problem_id, mode, teacher)
+        self.record.grade_s += time.perf_counter() - t0
         rewards, metrics = self.intervention.reward(rollouts, step=int(self.state.global_step))
         self.record.rollouts, self.record.rewards, self.record.reward_metrics = rollouts, rewards, metrics
         return rewards
@@ -132,7 +135,10 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
         if self.record.step != step:  # the first micro-batch of optimiser step `step` (it generates the rows)
             self.record = StepRecord(step=step)
         run_backward = functools.partial(super().training_step, model, inputs, num_items_in_batch)
+        t0, rows_s = time.perf_counter(), self.record.rows_s()
         loss, routed = self.intervention.backward(step, run_backward)
+        # TRL samples and grades the step's rows inside its first micro-batch's training_step: not backward time
+        self.record.backward_s += time.perf_counter() - t0 - (self.record.rows_s() - rows_s)
         if routed is not None and self.record.micro_batches:
             self.record.micro_batches[-1].route = routed
         if self.accelerator.sync_gradients:  # the last micro-batch of this optimiser step
