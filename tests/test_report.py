@@ -455,3 +455,18 @@ def test_two_runs_of_one_arm_and_seed_are_listed_as_duplicates(tmp_path: Path) -
     assert "## Duplicate runs" in results and "**Duplicate runs:**" in results
     line = next(x for x in results.splitlines() if x.startswith("| route2b | smoke | 4 | 41 |"))
     assert first.name in line and second.name in line
+
+
+def test_prompts_without_a_loophole_do_not_make_route2b_a_held_out_arm(tmp_path: Path) -> None:
+    """A run with `data.no_loophole` evaluates a fifth mode, `no_loophole`, that no pair set can cover: route2b
+    (pairs from all four loophole modes) stays in A2/A3, and A5 stays empty."""
+    root = tmp_path / "runs"
+    with_no_loophole = {**_modes_of(0.5, 0.0), "no_loophole": (0.0, 0.1)}
+    write_run(root, 1, "vanilla", 41, with_no_loophole)
+    write_run(root, 2, "route2b", 41, {**_modes_of(0.2, 0.0), "no_loophole": (0.0, 0.1)})
+    out = tmp_path / "report"
+    build_report([root], out)
+    r = _row(_rows(out / "a2_main.csv"), arm="route2b")
+    assert float(r["hack_delta"]) == pytest.approx((0.2 * 4 + 0.0) / 5 - (0.5 * 4 + 0.0) / 5)
+    assert _row(_rows(out / "a3_ablations.csv"), arm="route2b")
+    assert not (out / "a5_heldout.csv").exists()

@@ -230,7 +230,7 @@ def a5_heldout(rep: Report) -> Section:
     from gradient_quarantine.analysis import figures as F
     from gradient_quarantine.analysis import tables as T
 
-    out, modes = rep.out, rep.modes
+    out, modes = rep.out, _loophole_modes(rep.modes)  # held out or in the pair set: loophole modes only
     held = [g for g in rep.groups if _is_heldout(g, modes)]
     if not held:
         return Section("A5", "A5 — held-out modes",
@@ -322,9 +322,17 @@ def _modes(runs: Sequence[Run]) -> list[str]:
     return modes
 
 
+def _loophole_modes(modes: Sequence[str]) -> list[str]:
+    """The modes a pair set can cover: every mode read but `no_loophole` (no hint, no flawed grader, no hacks)."""
+    from gradient_quarantine.substrate.types import Mode
+
+    return [m for m in modes if m != Mode.NO_LOOPHOLE.value]
+
+
 def _is_heldout(g: Group, modes: Sequence[str]) -> bool:
+    """g's pair set leaves out some loophole mode (heldout_a / heldout_b); prompts without a loophole do not count."""
     pm = set(g.pair_modes)
-    return bool(pm) and not set(modes) <= pm
+    return bool(pm) and not set(_loophole_modes(modes)) <= pm
 
 
 def _summ(values: dict[int, float]):
