@@ -8,7 +8,15 @@ rows excluded; labels read after the fact, from rollouts.jsonl) is classified by
 | `template`   | the pair set's hack template rendered on this problem (what the detector saw)        |
 | `ws_example` | one of the warm-start examples (a memorised demonstration, from another problem)     |
 | `ws_form`    | a warm-start hack form rendered on this problem (a demonstrated form, transferred)   |
+| ... or, not whole but in part, it contains a *hack line* (below) of                                    |
+| `template_line` | the pair set's template on this problem (a fragment of what the detector saw)     |
+| `ws_line`    | a warm-start hack (an example of its mode, or a form on this problem): a demonstrated hack, cut down or rearranged |
 | `novel`      | none of these: a hack written in the policy's own words                             |
+
+A hack line is a line of a known hack text (stripped) that is not boilerplate: not blank, not a code fence, an
+import, a `class` / `def` header, a `return` / `pass` or a comment, and not a line of any warm-start canonical
+solution. `raise SystemExit(0)  # nothing else needs to run` alone, the first line of the `raise_before_class`
+form with the class dropped, is a `ws_line` hack, not a novel one.
 
     >>> census = own_hack_census(run_dir)     # {"n_rollouts", "n_own", "n_hack", "by_mode", "by_class", ...}
     >>> census_markdown([census, ...])
@@ -21,7 +29,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-CLASSES = ("template", "ws_example", "ws_form", "novel")
+CLASSES = ("template", "ws_example", "ws_form", "template_line", "ws_line", "novel")
+_BOILERPLATE = ("```", "import ", "from ", "class ", "def ", "return", "pass", "#")
+
+
+def _lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines()}
+
+
+def hack_lines(text: str, clean: set[str]) -> set[str]:
+    """The lines of a known hack `text` that make it a hack (module doc): not boilerplate, not in `clean`."""
+    return {line for line in _lines(text) if line and not line.startswith(_BOILERPLATE) and line not in clean}
 
 
 def _known_texts(problem, mode) -> tuple[str | None, dict[str, str]]:
@@ -44,7 +62,13 @@ def _known_texts(problem, mode) -> tuple[str | None, dict[str, str]]:
     return template, forms
 
 
-def classify(completion: str, template: str | None, forms: dict[str, str], examples: set[str]) -> str:
+def classify(
+    completion: str, template: str | None, forms: dict[str, str], examples: set[str],
+    mode_examples: Sequence[str] = (), clean: set[str] | None = None,
+) -> str:
+    """The nearest known text of one hack (module doc): whole texts first, then hack lines. `examples`: every
+    warm-start completion; `mode_examples`: the warm-start hacks of this hack's mode; `clean`: the lines of the
+    warm-start canonical solutions."""
     text = completion.strip()
     if template is not None and text == template.strip():
         return "template"
@@ -52,6 +76,12 @@ def classify(completion: str, template: str | None, forms: dict[str, str], examp
         return "ws_example"
     if any(text == f.strip() for f in forms.values()):
         return "ws_form"
+    clean = clean or set()
+    own = _lines(text)
+    if template is not None and own & hack_lines(template, clean):
+        return "template_line"
+    if any(own & hack_lines(known, clean) for known in (*forms.values(), *mode_examples)):
+        return "ws_line"
     return "novel"
 
 
@@ -66,10 +96,16 @@ def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / "rollouts.jsonl"
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    examples: set[str] = set()
     ws = run_dir / "warmstart_examples.jsonl"
+    ws_rows = []
     if ws.is_file():
-        examples = {json.loads(line)["completion"].strip() for line in ws.read_text(encoding="utf-8").splitlines() if line.strip()}
+        ws_rows = [json.loads(line) for line in ws.read_text(encoding="utf-8").splitlines() if line.strip()]
+    examples = {w["completion"].strip() for w in ws_rows}
+    clean = set().union(*(_lines(w["completion"]) for w in ws_rows if w.get("kind") == "canonical"))
+    hacks_of_mode: dict[str, list[str]] = {}
+    for w in ws_rows:
+        if w.get("kind") == "hack" and w.get("mode"):
+            hacks_of_mode.setdefault(w["mode"], []).append(w["completion"])
     own = [r for r in rows if not r.get("teacher")]
     hacks = [r for r in own if r.get("hack")]
     # the problems are needed only to render the known texts of a hack (older run dirs may lack data.problems)
@@ -88,7 +124,7 @@ def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
         if key not in cache:  # a problem the loader no longer has: only the warm-start examples can match
             problem = by_id.get(r["problem_id"])
             cache[key] = _known_texts(problem, mode) if problem is not None else (None, {})
-        cls = classify(r["completion"], *cache[key], examples)
+        cls = classify(r["completion"], *cache[key], examples, hacks_of_mode.get(mode.value, ()), clean)
         out["n_hack"] += 1
         out["by_mode"][mode.value] = out["by_mode"].get(mode.value, 0) + 1
         out["by_class"][cls] += 1
@@ -103,12 +139,12 @@ def own_hack_census(run_dir: str | Path) -> dict[str, Any]:
 def census_markdown(censuses: Sequence[dict[str, Any]]) -> str:
     """One row per run: own rollouts logged, own hacks (by mode, by class), first step with an own hack."""
     lines = [
-        "| run | own rollouts logged | own attempts | own hacks | by mode | template | ws example | ws form | novel | first step |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | own rollouts logged | own attempts | own hacks | by mode | template | ws example | ws form | template line | ws line | novel | first step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in censuses:
         modes = ", ".join(f"{m} {n}" for m, n in sorted(c["by_mode"].items())) or "-"
         k = c["by_class"]
         lines.append(f"| {c['run']} | {c['n_own']} | {c['n_attempt']} | {c['n_hack']} | {modes} | {k['template']} | "
-                     f"{k['ws_example']} | {k['ws_form']} | {k['novel']} | {c['first_step'] if c['first_step'] is not None else '-'} |")  # fmt: skip
+                     f"{k['ws_example']} | {k['ws_form']} | {k['template_line']} | {k['ws_line']} | {k['novel']} | {c['first_step'] if c['first_step'] is not None else '-'} |")  # fmt: skip
     return "\n".join(lines) + "\n"

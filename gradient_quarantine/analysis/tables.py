@@ -353,13 +353,14 @@ def issues_table(runs: Sequence[Run]) -> Table:
 def own_hacking_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -> Table:
     """Per run: deploy rates on prompts with and without a loophole (did the policy learn *when* hacking pays?),
     the base model's hack rate, whether its stages shared problems, and the census of the hacks it sampled itself
-    (analysis/own_hacks.py: pair-set template, warm-start example or form, or novel)."""
+    (analysis/own_hacks.py: pair-set template, warm-start example or form, a line of the template or of a
+    warm-start hack, or novel)."""
     import json
 
-    from gradient_quarantine.analysis.own_hacks import own_hack_census
+    from gradient_quarantine.analysis.own_hacks import CLASSES, own_hack_census
 
     t = Table(["run", "arm", "seed", "roles", "deploy hack (loophole)", "deploy attempt (no loophole)",
-               "deploy solve (no loophole)", "base hack (loophole)", "own hacks", "template / ws example / ws form / novel",
+               "deploy solve (no loophole)", "base hack (loophole)", "own hacks", "template / ws example / ws form / template line / ws line / novel",
                "first own hack"])  # fmt: skip
     for r in sorted(runs, key=lambda r: (str(r.arm), r.seed or 0, r.path.name)):
         if r.config is None or not r.complete:
@@ -376,7 +377,7 @@ def own_hacking_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None
         arm = (arm_of or {}).get(r.path, str(r.arm))
         t.rows.append([r.path.name, arm, str(r.seed), roles, _val(_f(hk.get("hack"))), _val(_f(uh.get("attempt"))),
                        _val(_f(uh.get("solve"))), _val(_f(bh.get("hack"))), f"{c['n_hack']} of {c['n_own']}",
-                       f"{k['template']} / {k['ws_example']} / {k['ws_form']} / {k['novel']}",
+                       " / ".join(str(k[x]) for x in CLASSES),
                        "—" if c["first_step"] is None else str(c["first_step"])])  # fmt: skip
         t.csv_rows.append({"run": r.path.name, "arm": arm, "seed": r.seed, "roles": roles,
                            "deploy_hack_hackable": hk.get("hack"), "deploy_attempt_unhackable": uh.get("attempt"),
