@@ -29,13 +29,13 @@ report says so beside the figure.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradient_quarantine.analysis.runs import load_run
 from gradient_quarantine.experiments.presets import parse_set
 from gradient_quarantine.experiments.queue import JobQueue
 from gradient_quarantine.experiments.sweep import add_sweep, load_sweep
@@ -50,7 +50,7 @@ class JobTiming:
     arm: str
     wall_s: float  # the job's subprocess, start to finish (queue events)
     step_s: list[float]  # perf/step_time_s of each step
-    tokens: list[float]  # completion tokens of each step (perf/tokens_per_s x step time)
+    tokens: list[float]  # policy-sampled tokens of each step (perf/tokens_per_s x perf/generate_s)
 
     @property
     def s_per_token(self) -> float:
@@ -81,13 +81,12 @@ def job_overrides(args: argparse.Namespace, layout: str) -> dict:
 
 
 def read_steps(run_dir: Path) -> tuple[list[float], list[float]]:
-    steps, tokens = [], []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if "perf/step_time_s" in row:
-            steps.append(float(row["perf/step_time_s"]))
-            tokens.append(float(row.get("perf/tokens_per_s") or 0.0) * float(row["perf/step_time_s"]))
-    return steps, tokens
+    """(seconds, completion tokens) of each step, from the run's metrics.jsonl (`analysis.runs`)."""
+    run = load_run(run_dir)
+    _, step_s = run.series("perf/step_time_s")
+    _, tok_s = run.series("perf/tokens_per_s")  # over the sampling time: tokens = tokens_per_s * generate_s
+    _, gen_s = run.series("perf/generate_s")
+    return [float(x) for x in step_s], [float(a * b) for a, b in zip(tok_s, gen_s, strict=True)]
 
 
 def run_layout(args: argparse.Namespace, layout: str, tmp: Path) -> LayoutResult:
