@@ -12,6 +12,9 @@ Two workloads, shapes as flags:
     floor  for both: the model's linear-layer matmuls alone (torch.mm with its weights, lm_head included) at
            the shapes the new path runs (one prefill per prompt, every row per decode step); no attention,
            no adapter, no norms, no sampling. What a perfect implementation of the same algorithm would pay.
+    floor_packed  the same, the decode steps' matmuls through MKL's packed GEMM (weights packed beforehand for
+           their row count, packing not timed), which the new path's decode step uses where torch has it:
+           the floor of the matmul the new path actually runs (x86 builds only).
 
 Every completion is forced to N tokens (`min_new_tokens`), so all paths process the same tokens; tokens/s =
 rows x N / seconds. Clocks: wall time and this process's CPU time (one torch thread: CPU time is what the work
@@ -49,6 +52,7 @@ from gradient_quarantine.train.deploy_eval import _generate_rows  # noqa: E402
 from gradient_quarantine.train.sampler import (  # noqa: E402
     effective_params,
     generate_like_trl,
+    mkl_packing_available,
     sample_rows,
 )
 
@@ -60,29 +64,36 @@ def timed(fn):
     return time.perf_counter() - w0, time.process_time() - c0, out
 
 
-def matmul_floor(model, prefill_lens: list[int], decode_rows: list[int], reps: int = 3) -> tuple[float, float]:
+def matmul_floor(model, prefill_lens: list[int], decode_rows: list[int], packed: bool = False,
+                 reps: int = 3) -> tuple[float, float]:
     """(wall s, CPU s) of the linear layers' matmuls at the given shapes: each prefill runs every layer weight on
-    L rows and lm_head on its last row; each decode step runs every weight and lm_head on its rows."""
+    L rows and lm_head on its last row; each decode step runs every weight and lm_head on its rows. `packed`: the
+    decode steps' matmuls through MKL's packed GEMM with each weight packed beforehand for its row count (packing
+    not timed), as the sampler's decode step runs them; the prefills through torch.mm either way."""
     # every projection's base weight (an SVDLinear holds its frozen base as an nn.Linear; U, V, deltas left out)
     layer_w = [m.weight.detach() for layer in model.model.layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
     head = model.lm_head.weight.detach()
     inputs: dict[tuple[int, int], torch.Tensor] = {}
+    counts: dict[int, int] = {}
+    for b in decode_rows:
+        counts[b] = counts.get(b, 0) + 1
+    packs = {b: [torch.ops.mkl._mkl_reorder_linear_weight(w, b) for w in layer_w + [head]] for b in counts} if packed else {}
 
-    def run(rows: int, weights) -> None:
-        for w in weights:
+    def run(rows: int, weights, packs=None) -> None:
+        for i, w in enumerate(weights):
             x = inputs.setdefault((rows, w.shape[1]), torch.randn(rows, w.shape[1], dtype=w.dtype))
-            torch.mm(x, w.t())
+            if packs is None:
+                torch.mm(x, w.t())
+            else:
+                torch.ops.mkl._mkl_linear(x, packs[i], w, None, rows)
 
     def one_pass() -> None:
         for L in prefill_lens:
             run(L, layer_w)
             run(1, [head])
-        counts: dict[int, int] = {}
-        for b in decode_rows:
-            counts[b] = counts.get(b, 0) + 1
         for b, n in counts.items():  # same shape, n times
             for _ in range(n):
-                run(b, layer_w + [head])
+                run(b, layer_w + [head], packs.get(b))
 
     one_pass()  # warm the inputs
     runs = [timed(one_pass)[:2] for _ in range(reps)]
@@ -106,31 +117,35 @@ def report(name: str, res: dict[str, list[tuple[float, float, int]]]) -> None:
     """res[path] = per repeat (wall s, CPU s, tokens generated)."""
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in res.items()}
     print(f"\n{name}: medians over {len(res['new'])} interleaved repeats")
-    print(f"{'path':6s} {'tokens':>7s} {'wall s':>8s} {'tok/s wall':>11s} {'CPU s':>8s} {'tok/s CPU':>10s} "
-          f"{'x trl (CPU)':>12s} {'% of floor (CPU)':>17s}")  # fmt: skip
-    for k in ("new", "trl", "floor"):
+    floors = [k for k in ("floor", "floor_packed") if k in med]
+    print(f"{'path':12s} {'tokens':>7s} {'wall s':>8s} {'tok/s wall':>11s} {'CPU s':>8s} {'tok/s CPU':>10s} "
+          f"{'x trl (CPU)':>12s}" + "".join(f" {'% of ' + f + ' (CPU)':>24s}" for f in floors))  # fmt: skip
+    for k in ["new", "trl"] + floors:
         w, c, n = med[k]
-        print(f"{k:6s} {n:7.0f} {w:8.2f} {n / w:11.1f} {c:8.2f} {n / c:10.1f} {med['trl'][1] / c:12.2f} "
-              f"{100 * med['floor'][1] / c:16.0f}%")  # fmt: skip
+        print(f"{k:12s} {n:7.0f} {w:8.2f} {n / w:11.1f} {c:8.2f} {n / c:10.1f} {med['trl'][1] / c:12.2f}"
+              + "".join(f" {100 * med[f][1] / c:23.0f}%" for f in floors))  # fmt: skip
     print(f"speed-up new vs trl (time per call): {med['trl'][1] / med['new'][1]:.2f}x CPU, "
           f"{med['trl'][0] / med['new'][0]:.2f}x wall; tokens/s {med['new'][2] / med['new'][1] / (med['trl'][2] / med['trl'][1]):.2f}x "
-          f"CPU; new reaches {100 * med['floor'][1] / med['new'][1]:.0f}% of the matmul floor of its shapes (CPU)")  # fmt: skip
+          f"CPU; new reaches {100 * med['floor'][1] / med['new'][1]:.0f}% of the matmul floor of its shapes (CPU)"
+          + (f", {100 * med['floor_packed'][1] / med['new'][1]:.0f}% of the packed-GEMM floor" if "floor_packed" in med
+             else ""))  # fmt: skip
     for k, v in res.items():
         print(f"  {k} per repeat (wall/CPU s, tokens): " + ", ".join(f"{w:.1f}/{c:.1f} {n}" for w, c, n in v))
 
 
-def interleaved(paths: dict, model, repeats: int) -> dict[str, list[tuple[float, float, int]]]:
-    """Run each path `repeats` times, order rotated per repeat; the floor replays the shapes of the new path's
+def interleaved(paths: dict, model, repeats: int, packed_floor: bool) -> dict[str, list[tuple[float, float, int]]]:
+    """Run each path `repeats` times, order rotated per repeat; the floors replay the shapes of the new path's
     latest call (its prefills and its rows per decode step). paths[k]() -> (tokens generated, Trace | None)."""
-    res: dict[str, list[tuple[float, float, int]]] = {"new": [], "trl": [], "floor": []}
+    keys = ["new", "trl", "floor"] + (["floor_packed"] if packed_floor else [])
+    res: dict[str, list[tuple[float, float, int]]] = {k: [] for k in keys}
     trace, n_new = None, 0
     for rep in range(repeats):
-        order = ["new", "trl", "floor"][rep % 3:] + ["new", "trl", "floor"][: rep % 3]
-        if trace is None:  # the floor needs the new path's shapes first
+        order = keys[rep % len(keys):] + keys[: rep % len(keys)]
+        if trace is None:  # the floors need the new path's shapes first
             order = ["new"] + [k for k in order if k != "new"]
         for k in order:
-            if k == "floor":
-                w, c = matmul_floor(model, trace.prefill_lens, trace.decode_rows)
+            if k.startswith("floor"):
+                w, c = matmul_floor(model, trace.prefill_lens, trace.decode_rows, packed=k == "floor_packed")
                 res[k].append((w, c, n_new))
             else:
                 w, c, (n, tr) = timed(paths[k])
@@ -212,7 +227,7 @@ def main() -> None:
                 ids, _ = trainer._generate_single_turn(step_ids, None, {}, G)
                 return sum(len(c) for c in ids), None
 
-            res = interleaved({"new": new_step, "trl": trl_step}, model, args.repeats)
+            res = interleaved({"new": new_step, "trl": trl_step}, model, args.repeats, mkl_packing_available())
             report(f"training step ({args.prompts} x {G} rows, {mode})", res)
 
         if args.skip != "eval":
@@ -237,7 +252,7 @@ def main() -> None:
                 comps = _generate_rows(model, eval_rows, settings, args.eval_batch, tok.pad_token_id, "cpu")
                 return sum(_until_eos(c, set(eos_ids)) for c in comps), None
 
-            res = interleaved({"new": new_eval, "trl": trl_eval}, model, args.repeats)
+            res = interleaved({"new": new_eval, "trl": trl_eval}, model, args.repeats, mkl_packing_available())
             report(f"deploy eval ({args.eval_prompts} x {args.eval_samples} rows, {mode})", res)
 
 

@@ -6,6 +6,9 @@
   at different steps (row compaction) and prompts of different lengths (padding mask); top-k = 1 sampling is
   greedy; every sampled token is inside the top-k of the full forward's logits;
 * the inverse-CDF draw never picks a zero-probability token and matches the distribution;
+* the decode step's linear layers (`_Linears`: live weights with the adapter merged in, MKL-packed where torch
+  has it) give each module's own output, packed and unpacked, knob on and off; a model whose projections are
+  neither nn.Linear nor SVDLinear goes to `generate`;
 * each supported family (llama = SmolLM2, qwen2, qwen3) against transformers' `generate` and full forward;
 * wiring: `RolloutFunc` samples here on the transformers backend and hands settings it does not implement
   (repetition penalty) to TRL; the deploy eval's sampler agrees with `generate` at a near-zero temperature.
@@ -33,9 +36,12 @@ from gradient_quarantine.train.rollouts import RolloutFunc, prompt_key  # noqa: 
 from gradient_quarantine.train.sampler import (  # noqa: E402
     SamplingParams,
     _draw,
+    _Linears,
     effective_params,
     generate_like_trl,
+    mkl_packing_available,
     sample_rows,
+    unsupported,
 )
 
 G = 4
@@ -125,7 +131,9 @@ def test_sampled_logprobs_equal_a_fresh_full_forward(tmp_path):
     model, tok = _model()
     trainer = _trainer(tmp_path / "a", model, tok)
     prompt_ids = _prompt_ids(trainer)
-    base = dict(max_new_tokens=20, pad_token_id=tok.pad_token_id, temperature=0.7, top_k=5)
+    # 48 new tokens: long enough that rows stopping at step 3 leave the batch under the packed-weights rule
+    # (a repack costs `_REPACK_COST_STEPS` steps) as well as the plain one
+    base = dict(max_new_tokens=48, pad_token_id=tok.pad_token_id, temperature=0.7, top_k=5)
     torch.manual_seed(0)
     probe = sample_rows(model, prompt_ids, SamplingParams(eos_token_ids=(tok.eos_token_id,), **base))
     # the tokens half the rows drew at step 3 become EOS ids: the same seed stops those rows there (the draws up
@@ -135,10 +143,10 @@ def test_sampled_logprobs_equal_a_fresh_full_forward(tmp_path):
     torch.manual_seed(0)
     out = sample_rows(model, prompt_ids, params, return_logprobs=True)
     lengths = [len(c) for c in out.completion_ids]
-    assert min(lengths) <= 4 and max(lengths) == 20 and out.trace.compactions >= 1
+    assert min(lengths) <= 4 and max(lengths) == 48 and out.trace.compactions >= 1
     assert out.trace.prefill_lens == [len(prompt_ids[g * G]) for g in range(len(PROMPTS))]  # one prefill per prompt
     for prompt, comp, lp in zip(prompt_ids, out.completion_ids, out.logprobs, strict=True):
-        assert len(comp) == 20 or comp[-1] in params.eos_token_ids  # stops at its first EOS, which it keeps
+        assert len(comp) == 48 or comp[-1] in params.eos_token_ids  # stops at its first EOS, which it keeps
         full, logits = _full_forward_logps(model, list(prompt), comp, 0.7)
         expected = full.gather(1, torch.tensor(comp)[:, None])[:, 0]
         torch.testing.assert_close(torch.tensor(lp), expected, atol=1e-5, rtol=1e-5)
@@ -209,6 +217,46 @@ def test_draw_matches_the_distribution_and_never_picks_zero_mass():
     freq = torch.bincount(tok, minlength=6).double() / len(tok)
     assert freq[[0, 2, 5]].sum() == 0
     torch.testing.assert_close(freq, probs[0].double(), atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["mkl-packed", "merged-unpacked"])
+def test_decode_linears_give_each_modules_own_output(monkeypatch, packed):
+    from gradient_quarantine.model.svd_adapter import SVDLinear
+    from gradient_quarantine.train import sampler
+
+    if packed and not mkl_packing_available():
+        pytest.skip("this torch build has no MKL packed GEMM")
+    monkeypatch.setattr(sampler, "mkl_packing_available", lambda: packed)
+    model, _ = _model()
+    adapted = [m for m in model.modules() if isinstance(m, SVDLinear)]
+    with torch.no_grad():
+        for m in adapted:
+            m.dS_knob.normal_(0, 0.3)  # the knob moves the output too, so knob_off must change the merged weight
+    mods = [getattr(getattr(layer, a), b) for layer in model.model.layers for a, b in sampler._PROJECTIONS]
+    mods.append(model.lm_head)
+    assert len(adapted) == len(mods) - 1  # the adapter covers every projection of the tiny model
+    g = torch.Generator().manual_seed(0)
+    for rows in (5, 16):
+        for knob in (True, False):
+            for m in adapted:
+                m.knob_enabled = knob
+            lin = _Linears(model, rows)
+            assert lin.packable == packed and lin.repack_cost_steps == (sampler._REPACK_COST_STEPS if packed else 1)
+            with torch.no_grad():
+                for m in mods:
+                    x = torch.randn(rows, 1, m.in_features, generator=g)
+                    torch.testing.assert_close(lin(m, x), m(x), atol=1e-5, rtol=1e-5)
+    lin.pack(3)  # fewer rows: repacked for them
+    x = torch.randn(3, 1, model.lm_head.in_features, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(lin(model.lm_head, x), model.lm_head(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_projection_that_is_not_linear_or_svd_linear_goes_to_generate():
+    model, _ = _model()
+    assert unsupported(model) is None
+    model.model.layers[0].mlp.up_proj = torch.nn.Sequential(model.model.layers[0].mlp.up_proj)
+    assert "up_proj" in unsupported(model)
 
 
 def test_rollout_func_samples_here_and_hands_unimplemented_settings_to_trl(tmp_path):

@@ -6,9 +6,10 @@ train/rollouts.py samples the policy rows, and the `model.generate` loop of trai
 continuous-batching branches, multi-process runs and models or settings this module does not cover still go
 through TRL / `generate` (`generate_like_trl`, `unsupported`).
 
-**What stays theirs.** The model's own modules do every computation (embedding, norms, q/k/v/o projections and
-MLP with the SVD adapter as attached, lm_head, rotary embedding; the prompt's prefill runs the decoder layers
-themselves with transformers' SDPA attention); the sampling settings are the GenerationConfig `generate` would
+**What stays theirs.** The model's own modules do every computation but the decode step's matmuls (embedding,
+norms, activation, rotary embedding; the prompt's prefill runs the decoder layers themselves, SVD adapter as
+attached, with transformers' SDPA attention); the decode step's projections and lm_head apply the weights those
+modules apply now (item 5); the sampling settings are the GenerationConfig `generate` would
 run with (TRL's, merged with the model's exactly as `generate` merges them); the logits warpers are
 transformers' own classes in `generate`'s order (temperature, top-k, top-p, min-p) and `min_new_tokens` masks
 the EOS ids as `generate` does; a row stops at its first EOS, which it keeps, and the call stops when every row
@@ -25,12 +26,20 @@ has stopped or at `max_new_tokens`.
 3. all rows of a call are decoded together, in as few batches as the K/V budget allows (`max_cache_bytes`),
    and rows that stopped leave the batch (`generate` keeps computing them until the last row stops);
 4. a token is drawn by inverse CDF (float64 cumulative sum, one uniform per row) instead of `torch.multinomial`,
-   which draws an exponential per vocabulary entry (27 ms a step at 16 rows x 49k, 10x the rest of sampling).
+   which draws an exponential per vocabulary entry (27 ms a step at 16 rows x 49k, 10x the rest of sampling);
+5. on a CPU the decode step's linear layers run on their live weights taken once per call (`_Linears`: the SVD
+   adapter merged in, W + U diag(delta) V^T, as a vLLM engine samples; one matmul per projection instead of five
+   ops) and, where torch has MKL's packed GEMM, packed once for the batch's row count: torch's `linear` re-packs
+   the weight at every call, which at 8-16 rows costs 0.7-1.3x the product itself. With them the demo's step
+   samples 2.3x as fast as TRL's path, 1.9x without (bench/README.md). Rows leaving the batch then cost a
+   repack, so they leave later (`_REPACK_COST_STEPS`).
 
 **Pins** (tests/test_sampler.py): with greedy decoding the completions are token for token those of TRL's
 `_generate_single_turn` (prompts of different lengths, EOS mid-way, several batches); with sampling the
 returned log-probabilities equal a fresh full forward's `log_softmax(logits / T)` at the sampled tokens (what
-TRL's loss computes); top-k = 1 sampling is greedy. **Not the same as TRL:** the random stream. For one seed the
+TRL's loss computes); top-k = 1 sampling is greedy; the decode step's linear layers give each module's own
+output (packed or not, knob on or off) to float32 rounding: the merged weight rounds differently from the
+adapter's separate branch, so logits agree to ~1e-6, not bit for bit. **Not the same as TRL:** the random stream. For one seed the
 sampled tokens differ from `generate`'s (same distribution, different draws), so a run sampled here is not
 bit-for-bit a run sampled by TRL; `rollout.sampler=trl` (`RolloutFunc(sampler="trl")`) keeps TRL's sampling.
 
@@ -164,6 +173,16 @@ def unsupported(model) -> str | None:
         hasattr(attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling")
     ):
         return "decoder layers not shaped like llama's (what `_decode` writes out)"
+    from gradient_quarantine.model.svd_adapter import SVDLinear
+
+    mlp = getattr(layer, "mlp", None)
+    if not all(hasattr(mlp, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+        return "MLP not shaped like llama's (down(act(gate(x)) * up(x)), what `_decode` writes out)"
+    for lyr in inner.layers:
+        for a, b in _PROJECTIONS:
+            proj = getattr(getattr(lyr, a), b)
+            if type(proj) is not torch.nn.Linear and not isinstance(proj, SVDLinear):
+                return f"projection {a}.{b} is a {type(proj).__name__} (needs nn.Linear or SVDLinear)"
     import importlib
 
     if not hasattr(importlib.import_module(type(model).__module__), "apply_rotary_pos_emb"):
@@ -241,6 +260,97 @@ class _KV:
             where.setdefault(g, []).append(i)
         lens = {g: L for g, _, _, L in self.groups}
         self.groups = [(g, ix[0], ix[-1] + 1, lens[g]) for g, ix in where.items()]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the decode step's linear layers
+
+# Decoder-layer projections the decode step applies (llama / qwen2 / qwen3), as (submodule, attribute).
+_PROJECTIONS = (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"), ("self_attn", "o_proj"),
+                ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj"))  # fmt: skip
+
+# A repack of every weight (after rows leave the batch) costs about as much CPU time as this many decode steps'
+# matmuls at 16 rows (measured on SmolLM2-135M: ~0.25 s against ~15 ms; bench/README.md, "Sampling").
+_REPACK_COST_STEPS = 16
+
+_mkl_packing_ok: bool | None = None
+
+
+def mkl_packing_available() -> bool:
+    """Whether this torch build runs MKL's packed single-precision GEMM (`torch.ops.mkl._mkl_linear`, the op
+    inductor's CPU weight freezing uses). Checked once, on a 2 x 2 product."""
+    global _mkl_packing_ok
+    if _mkl_packing_ok is None:
+        try:
+            w, x = torch.arange(4.0).view(2, 2), torch.ones(1, 2)
+            packed = torch.ops.mkl._mkl_reorder_linear_weight(w, 1)
+            _mkl_packing_ok = torch.equal(torch.ops.mkl._mkl_linear(x, packed, w, None, 1), x @ w.T)
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _mkl_packing_ok = False
+    return _mkl_packing_ok
+
+
+class _Linears:
+    """The decode step's linear layers: every decoder layer's q/k/v/o and MLP projections and lm_head.
+
+    On a CPU they run on the weights the modules apply now, taken once per call (`live_weight`: the SVD adapter
+    merged in, W + U diag(delta) V^T, with the knob and adapter flags as set; the weight a vLLM engine samples
+    with), so a decode step makes one matmul per projection instead of the adapter's four extra ops (7 % of the
+    step at the demo's shapes). Where MKL's packed GEMM is available (x86 torch builds, float32) each weight is
+    also packed once for the batch's row count: at 8-16 rows, 1.5-2.6x torch's own `linear` on the same weight
+    (which re-packs it at every call), and bit-identical to it at 16 rows and more. A different row count
+    needs a repack (`pack`); the packed copies (the model's size again) live for one batch.
+
+    On an accelerator the modules run as they are (a merged copy of every adapted weight would cost GPU memory
+    the size of the adapted layers). The prompt's prefill always runs the modules themselves.
+    """
+
+    def __init__(self, model, rows: int):
+        layers = model.model.layers[: model.config.num_hidden_layers]
+        mods = [getattr(getattr(layer, a), b) for layer in layers for a, b in _PROJECTIONS] + [model.lm_head]
+        self.on_modules = model.lm_head.weight.device.type != "cpu"
+        self.weight: dict[torch.nn.Module, torch.Tensor] = {}
+        self.bias: dict[torch.nn.Module, torch.Tensor | None] = {}
+        if not self.on_modules:
+            self.weight = {m: live_weight(m) for m in mods}
+            self.bias = {m: m.bias for m in mods}
+        self.packable = not self.on_modules and mkl_packing_available() and all(
+            w.dtype == torch.float32 for w in self.weight.values())  # fmt: skip
+        self.packed: dict[torch.nn.Module, torch.Tensor] = {}
+        self.rows = 0
+        self.pack(rows)
+
+    @property
+    def repack_cost_steps(self) -> int:
+        """What changing the row count costs, in decode steps (1: nothing beyond the copy of the K/V)."""
+        return _REPACK_COST_STEPS if self.packable else 1
+
+    def pack(self, rows: int) -> None:
+        """Pack every weight for a batch of `rows` rows (no-op where packing is off)."""
+        self.rows = rows
+        if self.packable:
+            self.packed = {}  # free the old copies before making the new ones
+            self.packed = {m: torch.ops.mkl._mkl_reorder_linear_weight(w, rows) for m, w in self.weight.items()}
+
+    def __call__(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """module(x) for one decode step's x (rows, 1, in_features)."""
+        if self.on_modules:
+            return module(x)
+        w, b = self.weight[module], self.bias[module]
+        if self.packable:
+            assert x.shape[0] == self.rows, f"packed for {self.rows} rows, called with {x.shape[0]}"
+            return torch.ops.mkl._mkl_linear(x, self.packed[module], w, b, self.rows)
+        return torch.nn.functional.linear(x, w, b)
+
+
+def live_weight(module: torch.nn.Module) -> torch.Tensor:
+    """The weight a projection applies now: an SVDLinear's merged live weight (model/svd_adapter.py), a plain
+    nn.Linear's own."""
+    from gradient_quarantine.model.svd_adapter import SVDLinear
+
+    if isinstance(module, SVDLinear):
+        return module.merged_weight(live=True)
+    return module.weight.detach()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -343,27 +453,29 @@ def _prefill(model, ids: torch.Tensor, kv: _KV) -> torch.Tensor:
     return model.lm_head(inner.norm(h[:, -1:]))[:, -1].float()
 
 
-def _decode(model, tok: torch.Tensor, pos: torch.Tensor, kv: _KV, rope) -> torch.Tensor:
+def _decode(model, tok: torch.Tensor, pos: torch.Tensor, kv: _KV, rope, lin: _Linears) -> torch.Tensor:
     """One new token per row: tok (B,) at positions pos (B,); returns logits (B, V) float32. The decoder layer
-    of the supported families (llama / qwen2 / qwen3) written out with the model's own modules (norms,
-    projections with the SVD adapter, MLP, rotary embedding), attention by `kv.attend` (each prompt's K/V once)."""
+    of the supported families (llama / qwen2 / qwen3) written out with the model's own norms, activation and
+    rotary embedding; the projections and lm_head through `lin` (the live weights, packed), attention by
+    `kv.attend` (each prompt's K/V once)."""
     inner = model.model
     h = inner.embed_tokens(tok[:, None])  # (B, 1, H)
     cos, sin = inner.rotary_emb(h, pos[:, None])  # (B, 1, head_dim) each
     B = h.shape[0]
     for i, layer in enumerate(inner.layers[: model.config.num_hidden_layers]):
-        attn = layer.self_attn
+        attn, mlp = layer.self_attn, layer.mlp
         x = layer.input_layernorm(h)
-        q = attn.q_proj(x).view(B, 1, -1, attn.head_dim)  # (B, 1, heads, head_dim)
-        k = attn.k_proj(x).view(B, 1, -1, attn.head_dim)
-        v = attn.v_proj(x).view(B, 1, -1, attn.head_dim).transpose(1, 2)  # (B, kv_heads, 1, head_dim)
+        q = lin(attn.q_proj, x).view(B, 1, -1, attn.head_dim)  # (B, 1, heads, head_dim)
+        k = lin(attn.k_proj, x).view(B, 1, -1, attn.head_dim)
+        v = lin(attn.v_proj, x).view(B, 1, -1, attn.head_dim).transpose(1, 2)  # (B, kv_heads, 1, head_dim)
         if hasattr(attn, "q_norm"):  # qwen3: RMSNorm over each head's dims, before the rotation
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
         o = kv.attend(i, q, k, v, attn.scaling)  # (B, heads, head_dim)
-        h = h + attn.o_proj(o.reshape(B, 1, -1))
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-    return model.lm_head(inner.norm(h))[:, -1].float()  # (B, V)
+        h = h + lin(attn.o_proj, o.reshape(B, 1, -1))
+        x = layer.post_attention_layernorm(h)
+        h = h + lin(mlp.down_proj, mlp.act_fn(lin(mlp.gate_proj, x)) * lin(mlp.up_proj, x))  # llama's MLP
+    return lin(model.lm_head, inner.norm(h))[:, -1].float()  # (B, V)
 
 
 def _draw(probs: torch.Tensor) -> torch.Tensor:
@@ -394,6 +506,7 @@ def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams,
         r0 = r1
     kv = _KV(cfg.num_hidden_layers, groups, B, cfg.num_key_value_heads, max(g[3] for g in groups),
              params.max_new_tokens, head_dim, model.model.embed_tokens.weight.dtype, device)  # fmt: skip
+    lin = _Linears(model, B)
     trace.batches += 1
 
     # prefill: once per prompt; its rows start from the same logits
@@ -436,13 +549,15 @@ def _sample_batch(model, prompts: list[tuple[int, ...]], params: SamplingParams,
             if n_stopped == len(rows):
                 break
             # rows that stopped leave the batch once the row-steps they would waste pay for copying their K/V
-            if n_stopped and n_stopped * (T - 1 - t) >= len(rows):
+            # and repacking the weights (`repack_cost_steps` decode steps of the whole batch)
+            if n_stopped and n_stopped * (T - 1 - t) >= len(rows) * lin.repack_cost_steps:
                 keep = (~stopped).nonzero()[:, 0]
                 kv.keep(keep.tolist())
+                lin.pack(len(keep))
                 tok, lens, rows, stopped = tok[keep], lens[keep], rows[keep], stopped[keep]
                 trace.compactions += 1
         kv.t = t  # the token just drawn is new token t of every row, at position len + t
-        logits = _decode(model, tok, lens + t, kv, rope)
+        logits = _decode(model, tok, lens + t, kv, rope, lin)
         trace.decode_rows.append(len(rows))
     # every row either drew an EOS or ran all T steps (the loop ends early only when every row stopped, and a row
     # leaves the batch only after its EOS), so no -1 comes before the cut
