@@ -278,8 +278,9 @@ class RolloutSection(_Section):
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description="vLLM's share of GPU memory (colocate)")
     sampler: Literal["fast", "trl"] = Field(
         "fast",
-        description="transformers backend: 'fast' (train/sampler.py: one prefill per prompt, in-place K/V; TRL's "
-        "settings, other random draws) or 'trl' (TRL's generate, its random stream); rollouts and evals",
+        description="transformers backend: 'fast' (train/sampler.py: one prefill per prompt, in-place K/V, on a CPU "
+        "the adapter merged and the weights MKL-packed; TRL's settings, other random draws) or 'trl' (TRL's "
+        "generate, its random stream); rollouts and evals",
     )
 
 
