@@ -13,6 +13,8 @@ first update on the policy, differ: the ratio is given per step (generate_s) and
 
     .venv/bin/python -u bench/bench_generate_s.py --cache-dir out/cache       # 2 steps x 2 samplers, ~6 min
     .venv/bin/python -u bench/bench_generate_s.py --steps 3 --repeats 2 --set method=route2b
+    .venv/bin/python -u bench/bench_generate_s.py --model tiny --steps 1 --set adapter.layers=null \
+        --set adapter.rank=4 --set adapter.knob_rank=2 --set grpo.max_completion_length=16 --cache-dir /tmp/tiny_cache   # the code path only, 15 s
 
 `--cache-dir` should hold the demo's warm start (else the first run builds it, ~4-8 min, and says so).
 """
@@ -27,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_study_parallel import job_overrides  # bench/ is the script's directory, so on sys.path
+
 from gradient_quarantine.analysis.runs import load_run
 
 SAMPLERS = ("fast", "trl")
@@ -34,15 +38,11 @@ SAMPLERS = ("fast", "trl")
 
 def train(args: argparse.Namespace, sampler: str, run_dir: Path) -> float:
     """One `gq train` run of the cut demo job with this sampler; returns its wall seconds."""
-    sets = {
-        "method": "vanilla", "steps": args.steps, "rollout.sampler": sampler,
-        "eval.every": 0, "eval.n_prompts": 1, "eval.samples": 1, "eval.knob_on": False, "eval.base": False,
-        "run.cache_dir": str(Path(args.cache_dir).resolve()), "run.checkpoint_every": args.steps,
-    }  # fmt: skip
+    # the study bench's cut job (a few steps, a one-sample final eval, no base eval, the shared cache), as vanilla
+    cut = job_overrides(argparse.Namespace(**{**vars(args), "set": []}), "sequential")  # --set passed on as typed
+    sets = [f"{k}={v}" for k, v in {"method": "vanilla", **cut, "rollout.sampler": sampler}.items()] + args.set
     cmd = [str(Path(sys.executable).parent / "gq"), "train", "--preset", args.preset, "--run-dir", str(run_dir),
-           "--quiet"] + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]  # fmt: skip
-    for s in args.set:
-        cmd += ["--set", s]
+           "--quiet"] + [a for kv in sets for a in ("--set", kv)]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="training steps per run")
     ap.add_argument("--repeats", type=int, default=1, help="runs per sampler (order alternated)")
     ap.add_argument("--cache-dir", default="out/cache", help="should hold the preset's warm start")
+    ap.add_argument("--model", default=None, help="another model than the preset's (e.g. tiny, to check the path)")
     ap.add_argument("--set", action="append", default=[], help="another config override key=value (repeatable)")
     args = ap.parse_args()
 
