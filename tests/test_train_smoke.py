@@ -56,6 +56,9 @@ def check_run_dir(path, cfg):
         # the step's time split: sampling, grading and forward + backward are each timed, inside the step's time
         parts = [r["perf/generate_s"], r["perf/grade_s"], r["perf/backward_s"]]
         assert all(t > 0 for t in parts) and sum(parts) <= r["perf/step_time_s"], (parts, r["perf/step_time_s"])
+        # the process's own CPU over the step: user time is spent, and no more than every core for the step's time
+        assert r["perf/user_s"] > 0 and r["perf/sys_s"] >= 0 and r["perf/minor_faults"] >= 0
+        assert r["perf/user_s"] + r["perf/sys_s"] <= r["perf/step_time_s"] * (os.cpu_count() or 1) + 0.05
         if cfg.method == "route2b":
             for key in ("routing/frout", "routing/band_lower", "routing/band_upper", "routing/band_width",
                         "routing/cos_p10", "routing/cos_p50", "routing/cos_p90", "routing/gate_at_0",

@@ -64,8 +64,9 @@ def _private_uses(path: Path, names: set[str]) -> list[str]:
 
 
 def test_no_other_module_touches_the_pinned_names():
-    names = {p.name for p in PINNED} | {
+    names = {p.name for p in PINNED} - {"forward"} | {  # forward: pinned for its source, a name every module has
         "_save_optimizer_and_scheduler", "_save_rng_state", "_tokenizer", "fused_lm_head",
+        "_CHUNKED_LOGPROB_CHUNK_SIZE", "TOKEN_CHUNK_SIZE", "_use_triton",
     }  # fmt: skip
     offenders = [
         hit
@@ -139,3 +140,57 @@ def test_merged_weights_for_vllm_are_the_adapter_models_weights(knob_on):
     ids = torch.randint(3, 100, (2, 9), generator=g)
     with torch.no_grad():
         torch.testing.assert_close(plain(input_ids=ids).logits, model(input_ids=ids).logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def trl_head_settings():
+    """Whatever a test sets, TRL's own fused-head settings afterwards."""
+    yield
+    trl_compat.tile_cpu_fused_head(False)
+
+
+def test_tiled_cpu_head_gives_trls_log_probs_entropy_and_gradients(trl_head_settings):
+    """The fused head on completion positions only, in 512 x 4096 tiles, is TRL's full-position 4096 x 32768 head to
+    float32 rounding: log-probs, entropy and every parameter's gradient. The vocabulary (10,000) and the scored
+    positions (3 rows x 230) each span several of the project's tiles, so tile edges are crossed."""
+    import trl.kernels.chunked_logprob as kernel
+    import trl.trainer.utils as utils
+    from trl.trainer.utils import add_fused_lm_head
+
+    from gradient_quarantine.model.loading import build_tiny_model, build_tiny_tokenizer
+
+    model = build_tiny_model(build_tiny_tokenizer(), vocab_size=10_000)
+    add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 10_000, (3, 400), generator=g)
+    attn = torch.ones_like(ids)
+    attn[1, :40] = 0  # left padding, as TRL's batches have
+    labels = ids.masked_fill(attn == 0, -100)
+    labels[:, :170] = -100  # the prompt: not scored
+    labels[2, 330:] = -100  # a shorter completion
+
+    def run():
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True)
+        (out.log_probs.sum() + 0.1 * out.entropy.sum()).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out.log_probs.detach(), out.entropy.detach(), grads
+
+    trl_compat.tile_cpu_fused_head(False)
+    assert utils._CHUNKED_LOGPROB_CHUNK_SIZE == 32768 and kernel.TOKEN_CHUNK_SIZE == 4096  # TRL's own
+    lp_trl, ent_trl, g_trl = run()
+    trl_compat.tile_cpu_fused_head(True)
+    assert utils._CHUNKED_LOGPROB_CHUNK_SIZE == trl_compat.CPU_VOCAB_TILE < 10_000
+    assert kernel.TOKEN_CHUNK_SIZE == trl_compat.CPU_TOKEN_TILE < int((labels[:, 1:] != -100).sum())
+    lp, ent, grads = run()
+    mask = labels[:, 1:] != -100
+    assert bool((lp[~mask] == 0).all()) and bool((ent[~mask] == 0).all())
+    torch.testing.assert_close(lp, lp_trl, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent, ent_trl, atol=1e-5, rtol=1e-5)
+    assert grads.keys() == g_trl.keys() and grads
+    for name in grads:
+        scale = float(g_trl[name].abs().max())  # float32 sums of ~700 rows in another order: rounding at 1e-6 of it
+        torch.testing.assert_close(grads[name], g_trl[name], atol=1e-5 * scale, rtol=1e-4,
+                                   msg=lambda m, n=name: f"{n}: {m}")  # fmt: skip
+    trl_compat.tile_cpu_fused_head(False)
+    assert utils._CHUNKED_LOGPROB_CHUNK_SIZE == 32768 and kernel.TOKEN_CHUNK_SIZE == 4096

@@ -178,6 +178,12 @@ class GRPOSection(_Section):
     )
     warmup_steps: int = Field(0, ge=0, description="warm-up steps of the schedule")
     max_grad_norm: float = Field(1.0, ge=0.0, description="clip each knob's gradient to this norm (0: no clipping)")
+    cpu_fused_head: Literal["tiled", "trl"] = Field(
+        "tiled",
+        description="on a CPU, TRL's fused log-prob head scores the completion tokens only, in 512 x 4096 tiles "
+        "('tiled'; 0.05x the head's time at the demo's shapes, bench/README.md 'Memory churn'), or every position "
+        "in TRL's 4096 x 32768 tiles ('trl', its own CPU path, kept for the bench); no effect on a GPU",
+    )
 
     @property
     def rollouts_per_step(self) -> int:

@@ -16,6 +16,7 @@ TRL's `Trainer.train()` runs the steps; after each, when TRL logs it, `StepCallb
 from __future__ import annotations
 
 import math
+import resource
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -47,9 +48,11 @@ class StepCallback(TrainerCallback):
     def __init__(self, run: RunState):
         self.run = run
         self.t0 = time.perf_counter()
+        self.usage0 = resource.getrusage(resource.RUSAGE_SELF)
 
     def on_step_begin(self, args, state, control, **kw):
         self.t0 = time.perf_counter()
+        self.usage0 = resource.getrusage(resource.RUSAGE_SELF)
 
     def on_log(self, args, state, control, logs=None, **kw):
         if logs is not None and "train_runtime" not in logs:  # not the end-of-training summary
@@ -60,6 +63,7 @@ class StepCallback(TrainerCallback):
         cfg, run_dir, trainer = run.cfg, run.run_dir, run.trainer
         record = trainer.record  # what the trainer recorded of this step (train/step.py)
         row = metrics_row(step, record, logs, run.intervention.metrics(), time.perf_counter() - self.t0)
+        row.update(process_usage(self.usage0, resource.getrusage(resource.RUSAGE_SELF)))
         fired = run.health.update(step, row)
         row["health/collapse"] = int(bool(fired))
         if fired:
@@ -77,6 +81,17 @@ class StepCallback(TrainerCallback):
         run.summary("running", step)
         if run.progress is not None:
             run.progress.update(row)
+
+
+def process_usage(before: resource.struct_rusage, after: resource.struct_rusage) -> dict[str, float | int]:
+    """The training process's CPU time in user and kernel mode and its minor page faults over one step (the sandboxed
+    grader's processes are not counted): a kernel share far above a few percent means memory is being handed back
+    and faulted in again every step (bench/README.md, "Memory churn")."""
+    return {
+        "perf/user_s": after.ru_utime - before.ru_utime,
+        "perf/sys_s": after.ru_stime - before.ru_stime,
+        "perf/minor_faults": after.ru_minflt - before.ru_minflt,
+    }
 
 
 def checkpoint(run: RunState, step: int) -> None:

@@ -80,6 +80,7 @@ def build_trainer(setup: RunSetup, grader, intervention: Intervention, callbacks
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
 
+    from gradient_quarantine.train import trl_compat
     from gradient_quarantine.train.rollouts import (
         RolloutFunc,
         RolloutGrader,
@@ -90,6 +91,7 @@ def build_trainer(setup: RunSetup, grader, intervention: Intervention, callbacks
     from gradient_quarantine.train.trainer import GQGRPOTrainer
 
     cfg, g = setup.cfg, setup.cfg.grpo
+    trl_compat.tile_cpu_fused_head(g.cpu_fused_head == "tiled" and device(cfg.run.device) == "cpu")
     rows = setup.prompt_rows(intervention)
     pool = None
     if cfg.n_teacher:

@@ -17,6 +17,7 @@ tests/test_trl_compat.py checks each signature and that no other module of the p
 | the fused head's call convention (`fused_lm_head=True`, `labels`, `.log_probs`) | `fused_head_logps`: policy/logp_mean read off the loss forward |
 | `VLLMGeneration._iter_named_params`, `._fix_param_name_to_vllm` | `push_weights_to_vllm`: vLLM gets merged weights |
 | `GenerationMixin._prepare_generation_config`, `GenerationConfig._get_default_generation_params` | `merged_generation_config`, `default_generation_params`: the fast sampler reads what `generate` would |
+| `trl.trainer.utils._use_triton`, `._CHUNKED_LOGPROB_CHUNK_SIZE`, `trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE` | `tile_cpu_fused_head`: the fused head on a CPU scores the completion tokens only, in cache-sized tiles |
 
 What public API does is done with it: checkpoint files are written with `torch.save` under transformers' own file
 names (`save_checkpoint`), in the format its resume reads; TRL's tokenizer is its public `processing_class`.
@@ -123,8 +124,14 @@ PINNED: tuple[Pinned, ...] = (
            "per_token_logps: adv_mod scores rollouts with the loss's own log-prob forward",
            ("labels=labels, fused_lm_head=True", "outputs.log_probs")),
     Pinned("trl.trainer.utils.add_fused_lm_head", ("model", "temperature"),
-           "fused_head_logps: the loss forward is model(..., labels=..., fused_lm_head=True) -> .log_probs (B, T-1)",
-           ("fused_lm_head=False, labels=None", "labels = labels[:, 1:]")),
+           "fused_head_logps: the loss forward is model(..., labels=..., fused_lm_head=True) -> .log_probs (B, T-1); "
+           "tile_cpu_fused_head: which positions it scores and its vocabulary tile are read from module globals",
+           ("fused_lm_head=False, labels=None", "labels = labels[:, 1:]", "compact = _use_triton(hidden_states.device)",
+            "_CHUNKED_LOGPROB_CHUNK_SIZE,")),
+    Pinned("trl.kernels.chunked_logprob.ChunkedLogProbFunction.forward",
+           ("ctx", "hidden", "weight", "bias", "targets", "temperature", "chunk_size"),
+           "tile_cpu_fused_head: the token tile is the module global TOKEN_CHUNK_SIZE",
+           ("range(0, N, TOKEN_CHUNK_SIZE)", "_use_triton(device)")),
     Pinned("trl.generation.vllm_generation.VLLMGeneration._iter_named_params", ("self",),
            "push_weights_to_vllm: replaced per trainer, so vLLM gets W + U diag(delta) V^T"),
     Pinned("trl.generation.vllm_generation.VLLMGeneration._fix_param_name_to_vllm", ("self", "name"),
@@ -136,9 +143,23 @@ PINNED: tuple[Pinned, ...] = (
 )
 
 
+# module globals `tile_cpu_fused_head` sets: (module, name, type)
+PINNED_GLOBALS: tuple[tuple[str, str, type], ...] = (
+    ("trl.trainer.utils", "_use_triton", type(lambda: None)),
+    ("trl.trainer.utils", "_CHUNKED_LOGPROB_CHUNK_SIZE", int),
+    ("trl.kernels.chunked_logprob", "TOKEN_CHUNK_SIZE", int),
+)
+
+
+def _global_problem(module: str, name: str, kind: type) -> str | None:
+    value = getattr(importlib.import_module(module), name, None)
+    return None if isinstance(value, kind) else f"{module}.{name} is gone or no longer a {kind.__name__} ({value!r})"
+
+
 def check(pins: tuple[Pinned, ...] = PINNED) -> None:
     """Raise `TRLCompatError` naming every pin the installed TRL / transformers no longer match."""
     found = [(p, p.problem()) for p in pins]
+    found += [(Pinned(f"{m}.{n}", (), "tile_cpu_fused_head"), _global_problem(m, n, k)) for m, n, k in PINNED_GLOBALS]
     problems = [f"  - {why}\n    (used for: {p.use})" for p, why in found if why is not None]
     if problems:
         raise TRLCompatError(
@@ -228,6 +249,44 @@ def fused_head_logps(kwargs: Mapping[str, Any], output: Any) -> tuple[torch.Tens
         return None
     mask = kwargs["labels"][:, 1:] != -100  # (B, T-1)
     return torch.where(mask, log_probs.detach(), 0.0), mask
+
+
+# ==========================================================================================================
+# the fused head's tiles on a CPU
+
+# TRL's fused head (`add_fused_lm_head`) projects through the LM head in [TOKEN_CHUNK_SIZE, vocab chunk] tiles, 4096 x
+# 32768 by default, and scores only the completion positions where Triton runs it; elsewhere it scores every position
+# (prompt included) so that tile shapes stay fixed for compiled backends. On a CPU that is the wrong trade: a demo
+# micro-batch (8 rows x ~430 positions, ~60 completion tokens a row) projected 3,400 positions to score 480, and each
+# 445 MB tile and the five temporaries of its torch fold were allocated, faulted in page by page and handed back to
+# the kernel. Completion positions only, in 512 x 4096 tiles (8 MB: they stay in the allocator's heap and in cache):
+# 0.85 s against 16.9 s for the head's forward + backward at that shape, minor faults 5.8 k against 2.7 M
+# (bench/README.md, "Memory churn"). Same arithmetic: only the summation order of the online log-sum-exp changes.
+CPU_TOKEN_TILE = 512
+CPU_VOCAB_TILE = 4096
+_TRL_DEFAULTS: dict[str, Any] = {}
+
+
+def tile_cpu_fused_head(enabled: bool) -> None:
+    """Make TRL's fused head score the completion tokens alone, in CPU-sized tiles (`enabled`), or restore TRL's own
+    settings. Process-wide (TRL reads module globals), and the tiles apply on every device: enable it for a run on a
+    CPU only (train/run_trainer.py does)."""
+    import trl.kernels.chunked_logprob as kernel
+    import trl.trainer.utils as utils
+
+    if not _TRL_DEFAULTS:
+        _TRL_DEFAULTS.update(use_triton=utils._use_triton, vocab=utils._CHUNKED_LOGPROB_CHUNK_SIZE,
+                             tokens=kernel.TOKEN_CHUNK_SIZE)  # fmt: skip
+    if enabled:
+        trl_use_triton = _TRL_DEFAULTS["use_triton"]
+        # read by add_fused_lm_head only, to choose compact scoring; the kernel's own dispatch keeps TRL's function
+        utils._use_triton = lambda device: device.type == "cpu" or trl_use_triton(device)
+        utils._CHUNKED_LOGPROB_CHUNK_SIZE = CPU_VOCAB_TILE
+        kernel.TOKEN_CHUNK_SIZE = CPU_TOKEN_TILE
+    else:
+        utils._use_triton = _TRL_DEFAULTS["use_triton"]
+        utils._CHUNKED_LOGPROB_CHUNK_SIZE = _TRL_DEFAULTS["vocab"]
+        kernel.TOKEN_CHUNK_SIZE = _TRL_DEFAULTS["tokens"]
 
 
 def push_weights_to_vllm(trainer, named_weights: Callable[[], Iterator[tuple[str, torch.Tensor]]]) -> bool:
