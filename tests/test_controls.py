@@ -22,7 +22,9 @@ def _run(tmp_path, sets, setup=False):
     from gradient_quarantine.train.run_setup import RunSetup
     from gradient_quarantine.train.rundir import RunDir
 
-    cfg = build_config("smoke", [*sets, f"run.cache_dir={tmp_path / 'cache'}", "run.progress=false"]).resolved()
+    cfg = build_config(
+        "smoke", [*sets, f"run.cache_dir={tmp_path / 'cache'}", "run.progress=false"]
+    ).resolved()
     r = RunSetup(cfg, RunDir.create(tmp_path / "runs", cfg.name))
     return r.build() if setup else r
 
@@ -80,7 +82,8 @@ def _token_scores_by_hand(model, tok, adapter, pairs, v_hat, side):
             logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
             m = cmask[:, 1:].float()
             ((logp * m).sum(1) / m.sum(1)).sum().backward()
-        Gt = torch.cat([(lambda a, b: a * b)(*cap.per_token(n))[0] for n in adapter.modules], -1)  # (T, sum R)
+        # (T, sum R): each position's contribution, every module's coordinates concatenated
+        Gt = torch.cat([(lambda a, b: a * b)(*cap.per_token(n))[0] for n in adapter.modules], -1)
         v = torch.cat([v_hat[n] for n in adapter.modules])
         norm = Gt.norm(dim=-1)
         cos = Gt @ v / (norm * v.norm()).clamp(min=1e-12)
@@ -97,13 +100,15 @@ def test_token_band_is_calibrated_on_per_token_cosines(tiny_model_and_tokenizer)
 
     from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter
     from gradient_quarantine.routing.band import gate
-    from gradient_quarantine.routing.direction import extract_direction, pair_gates
+    from gradient_quarantine.routing.detector import DetectorRecipe, build_detector
+    from gradient_quarantine.routing.direction import pair_gates
 
     model, tok = tiny_model_and_tokenizer
     adapter = attach_svd_adapter(model, AdapterConfig(rank=8, knob_relation="disjoint", knob_rank=2))
     pairs = make_pairs()
-    direction, rollout_band = extract_direction(model, adapter, tok, pairs, k=1, batch_size=3)
-    tdir, token_band = extract_direction(model, adapter, tok, pairs, k=1, batch_size=3, granularity="token")
+    rollout = build_detector(model, adapter, tok, pairs, DetectorRecipe(k=1, batch_size=3))
+    token = build_detector(model, adapter, tok, pairs, DetectorRecipe(k=1, batch_size=3, granularity="token"))
+    direction, rollout_band, tdir, token_band = rollout.direction, rollout.band, token.direction, token.band
     for n in direction.v_hat:  # the same direction; only the band differs
         torch.testing.assert_close(tdir.v_hat[n], direction.v_hat[n], atol=1e-5, rtol=1e-4)
     assert rollout_band.granularity == "rollout" and token_band.granularity == "token"

@@ -10,12 +10,11 @@ from routing_fixtures import alt_cleans, make_pairs
 
 from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter
 from gradient_quarantine.routing.band import Band, calibrate_band, load_band, save_band
+from gradient_quarantine.routing.detector import DetectorRecipe, build_detector, leave_one_out_separation
 from gradient_quarantine.routing.direction import (
     Direction,
     cosine,
     direction_from_grads,
-    extract_direction,
-    leave_one_out_separation,
     load_direction,
     pair_side_grads,
     placebo_pairs,
@@ -46,6 +45,12 @@ def tiny(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     adapter = attach_svd_adapter(model, AdapterConfig(rank=8, knob_relation="disjoint", knob_rank=4))
     return model, tok, adapter
+
+
+def extract(model, adapter, tok, pairs, **recipe):
+    """`(direction, band)` of `build_detector` with a `DetectorRecipe(**recipe)`."""
+    det = build_detector(model, adapter, tok, pairs, DetectorRecipe(**recipe))
+    return det.direction, det.band
 
 
 @pytest.fixture
@@ -211,7 +216,7 @@ def test_length_norm_scales_each_sequence_by_its_length(tiny):
 def test_real_band_is_positive_and_random_v_is_about_zero(tiny, side_grads):
     """On a fixed pair set whose hack sides share a signature, v_grad separates the sides; random-V does not."""
     model, tok, adapter = tiny
-    direction, band = extract_direction(model, adapter, tok, make_pairs(), k=1)
+    direction, band = extract(model, adapter, tok, make_pairs(), k=1)
     assert band.width > 0.25, band
     assert band.loo_separation >= 0.5  # the band calibrated without a pair still separates most pairs
     hack, clean = side_grads
@@ -227,7 +232,7 @@ def test_real_band_is_positive_and_random_v_is_about_zero(tiny, side_grads):
 def test_placebo_pairs_are_clean_only_and_carry_no_hack_direction(tiny, side_grads):
     model, tok, adapter = tiny
     pairs = make_pairs()
-    direction, band = extract_direction(model, adapter, tok, pairs, k=1)
+    direction, band = extract(model, adapter, tok, pairs, k=1)
     placebo = placebo_pairs(pairs, alt_cleans())
     assert all(
         p.hack == a and p.clean == q.clean for p, q, a in zip(placebo, pairs, alt_cleans(), strict=True)
@@ -235,7 +240,7 @@ def test_placebo_pairs_are_clean_only_and_carry_no_hack_direction(tiny, side_gra
     assert not any("run_tests" in p.clean + p.hack for p in placebo)
     cross = placebo_pairs(pairs)  # without a second clean variant: another pair's clean side
     assert [p.hack for p in cross] == [q.clean for q in pairs[1:] + pairs[:1]]
-    p_dir, p_band = extract_direction(model, adapter, tok, placebo, k=1, kind="placebo")
+    p_dir, p_band = extract(model, adapter, tok, placebo, k=1, kind="placebo")
     assert p_dir.kind == "placebo"
     # in-sample the placebo band is positive by construction; out of sample (leave one out) it separates
     # far fewer pairs than the real direction
@@ -251,15 +256,15 @@ def test_placebo_pairs_are_clean_only_and_carry_no_hack_direction(tiny, side_gra
 
 def test_extraction_is_deterministic(tiny):
     model, tok, adapter = tiny
-    d1, b1 = extract_direction(model, adapter, tok, make_pairs(4), k=1)
-    d2, b2 = extract_direction(model, adapter, tok, make_pairs(4), k=1)
+    d1, b1 = extract(model, adapter, tok, make_pairs(4), k=1)
+    d2, b2 = extract(model, adapter, tok, make_pairs(4), k=1)
     assert all(torch.equal(d1.v_hat[m], d2.v_hat[m]) for m in d1.v_hat)
     assert b1 == b2
 
 
 def test_save_load_roundtrip(tmp_path, tiny):
     model, tok, adapter = tiny
-    d, band = extract_direction(model, adapter, tok, make_pairs(4), k=2)
+    d, band = extract(model, adapter, tok, make_pairs(4), k=2)
     save_direction(d, tmp_path / "v_grad.safetensors")
     save_band(band, tmp_path / "band.json")
     d2, band2 = load_direction(tmp_path / "v_grad.safetensors"), load_band(tmp_path / "band.json")

@@ -10,7 +10,8 @@ Writes into `--out`:
   band.json                            lower, upper, width, per-pair cosines, leave-one-pair-out separation
   pair_cosines.json                    one row per pair: problem_id, mode, hack/clean cosine and gate value
   direction_summary.json               the command's settings, the band of v_grad and of each random-V seed
-and prints the band of v_grad and of random-V side by side.
+and prints the band of v_grad and of random-V side by side. The extraction is `routing.detector.build_detector`
+(the trainer's); each random-V band is that recipe with `direction="random"` on the same pass's pair gradients.
 
 This module is a CLI, not part of `routing/`: it may read the pair file's `mode` column to filter rows, but the
 `Pair`s it hands to routing carry no mode (no-cheat invariant, docs/design.md §5).
@@ -18,6 +19,7 @@ This module is a CLI, not part of `routing/`: it may read the pair file's `mode`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -86,14 +88,9 @@ def direction(
     from gradient_quarantine.io import atomic_write_json
     from gradient_quarantine.model.loading import load_policy
     from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter, load_svd_adapter
-    from gradient_quarantine.routing.band import calibrate_band, gate, save_band
-    from gradient_quarantine.routing.direction import (
-        direction_and_band,
-        pair_side_grads,
-        random_direction_like,
-        save_direction,
-        side_cosines,
-    )
+    from gradient_quarantine.routing.band import gate, save_band
+    from gradient_quarantine.routing.detector import DetectorRecipe, build_detector, detector_from_sides
+    from gradient_quarantine.routing.direction import save_direction
     from gradient_quarantine.routing.pairs import LengthNorm, Pair, length_norm_for_loss_type
     from gradient_quarantine.substrate.pairs import builtin_pairs_path, read_pairs
 
@@ -116,6 +113,10 @@ def direction(
             if adapter_path
             else AdapterConfig(rank=rank, knob_relation=knob_relation, knob_rank=knob_rank)
         )
+        kind = "placebo" if placebo else "v_grad"
+        recipe = DetectorRecipe(
+            k=k, length_norm=norm, temperature=temperature, batch_size=batch_size, kind=kind
+        )
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
@@ -125,17 +126,16 @@ def direction(
     adapter = load_svd_adapter(policy, adapter_path) if adapter_path else attach_svd_adapter(policy, cfg)
     # mode-free pairs: the side assignment is the only supervision routing sees
     pair_set = [Pair(r["prompt"], r["clean"], r["hack"]) for r in rows]
-    kind = "placebo" if placebo else "v_grad"
 
     with console.status(f"extracting {kind} from {len(pair_set)} pairs on {model} ({device})"):
-        # one batched backward over all 2n sides; random-V is scored on the very same pair gradients
-        hack_g, clean_g = pair_side_grads(policy, adapter, tok, pair_set, norm, temperature, batch_size)
-    v_grad, band = direction_and_band(hack_g, clean_g, k, kind)
-    v_grad.meta.update({"n_pairs": len(pair_set), "length_norm": str(norm), "temperature": temperature})
-    random_bands = []
-    for s in range(random_seeds):
-        rv = random_direction_like(v_grad, seed=s)
-        random_bands.append((s, calibrate_band(*side_cosines(rv, hack_g, clean_g))))
+        # one batched backward over all 2n sides (routing/detector.py)
+        det = build_detector(policy, adapter, tok, pair_set, recipe)
+    v_grad, band = det.direction, det.band
+    # random-V, the trainer's control (routing.direction=random), on the very same pair gradients
+    random_bands = [
+        (s, detector_from_sides(det.sides, replace(recipe, direction="random", random_seed=s)).band)
+        for s in range(random_seeds)
+    ]
 
     out.mkdir(parents=True, exist_ok=True)
     save_direction(v_grad, out / "v_grad.safetensors")

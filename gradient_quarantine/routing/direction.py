@@ -1,5 +1,11 @@
-"""The hack direction `v_grad` from a pair set, its controls (random-V, placebo), and the band's per-pair scores.
-The cosine the gate reads is `cosine.py`'s (`cosine` and `dot_and_sqnorm` are importable from here too).
+"""The hack direction `v_grad`'s parts: the math from side gradients (`direction_from_grads`), the pair sides'
+gradients (`pair_side_grads`, `pair_side_token_stats`), the band's per-pair scores (`side_scores`), the controls
+(random-V, placebo), the gate on pairs (`pair_gates`) and persistence. The cosine the gate reads is `cosine.py`'s
+(`cosine` and `dot_and_sqnorm` are importable from here too).
+
+The extraction that puts them together (direction, band, leave-one-pair-out separation) lives once, in
+detector.py (`build_detector` from a `DetectorRecipe`); `extract_direction` and `direction_and_band` here are
+thin aliases of it.
 
 Math (docs/architecture.md "Pair differences and v_grad", docs/design.md §5):
 
@@ -27,7 +33,8 @@ Controls:
     pairs: its band width is about 0 with either sign, so it must be run frout-matched.
   * placebo (`placebo_pairs`): the same extraction on pairs whose two sides are both clean.
 
-    >>> direction, band = extract_direction(model, adapter, tok, pairs, k=1, length_norm="sequence_mean")
+    >>> det = build_detector(model, adapter, tok, pairs, DetectorRecipe(k=1, length_norm="sequence_mean"))
+    >>> direction, band = det.direction, det.band          # detector.py; or extract_direction(...), its alias
     >>> band.width, band.loo_separation
     >>> rand = random_direction_like(direction, seed=0)
     >>> save_direction(direction, "out/dir/v_grad.safetensors"); d2 = load_direction("out/dir/v_grad.safetensors")
@@ -37,7 +44,7 @@ Controls:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +53,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from gradient_quarantine.io import atomic_write_bytes, atomic_write_json
-from gradient_quarantine.routing.band import Band, calibrate_band, frout, gate
+from gradient_quarantine.routing.band import Band, frout, gate
 from gradient_quarantine.routing.cosine import cosine, cosine_of, direction_norm, dot_and_sqnorm
 from gradient_quarantine.routing.pairs import (
     LengthNorm,
@@ -57,7 +64,8 @@ from gradient_quarantine.routing.pairs import (
 )
 
 DIRECTION_FORMAT = "gq-direction-v1"
-DIRECTION_KINDS = ("v_grad", "random", "placebo", "solve")  # solve: from (correct, incorrect) pairs, orthogonalize.py
+# solve: from (correct, incorrect) pairs, orthogonalize.py
+DIRECTION_KINDS = ("v_grad", "random", "placebo", "solve")
 _EPS = 1e-12
 
 
@@ -160,7 +168,9 @@ def side_cosines(
     return cosine(hack_grads, direction.v_hat), cosine(clean_grads, direction.v_hat)
 
 
-def token_scores(grads: Mapping[str, torch.Tensor], mass: torch.Tensor, v_hat: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def token_scores(
+    grads: Mapping[str, torch.Tensor], mass: torch.Tensor, v_hat: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
     """Token-mass-weighted mean token cosine of each sequence, (n,): `<G_n, v_hat> / (||v_hat|| mass_n)` with
     `mass_n = sum_t ||G_nt||` (equal to `sum_t ||G_nt|| cos_nt / sum_t ||G_nt||`, module docstring)."""
     dot, _ = dot_and_sqnorm(grads, v_hat)
@@ -178,53 +188,8 @@ def side_scores(
     token-mass-weighted mean token cosines (`token_scores`, the per-token gate's band)."""
     if hack_mass is None or clean_mass is None:
         return side_cosines(direction, hack_grads, clean_grads)
-    return token_scores(hack_grads, hack_mass, direction.v_hat), token_scores(clean_grads, clean_mass, direction.v_hat)
-
-
-def leave_one_out_separation(
-    hack_grads: Mapping[str, torch.Tensor],
-    clean_grads: Mapping[str, torch.Tensor],
-    k: int = 1,
-    transform: Callable[[Direction], Direction] | None = None,
-    hack_mass: torch.Tensor | None = None,
-    clean_mass: torch.Tensor | None = None,
-) -> float | None:
-    """Fraction of pairs i that a direction and band calibrated *without* pair i still separate.
-
-    Pair i is separated when, with `v_hat` and `[lower, upper]` recomputed from the other pairs, its clean side's
-    cosine lies below the band's midpoint and its hack side's above it (so the gate routes the hack side more
-    than half and the clean side less than half), and that band has positive width. None when fewer than
-    k + 1 pairs (nothing left to calibrate on). A label-free gauge: it uses only the pair set.
-    `transform` (optional) is applied to each fold's direction before its band, as the live direction was
-    (e.g. solve-orthogonalisation, orthogonalize.py), so the gauge describes the direction actually in force.
-    With the sides' token masses, the per-token band's version: scores are `token_scores` (`side_scores`).
-    """
-    n = next(iter(hack_grads.values())).shape[0]
-    if n < k + 1 or n < 2:
-        return None
-    hits = 0
-    for i in range(n):
-        keep = [j for j in range(n) if j != i]
-        h = {m: g[keep] for m, g in hack_grads.items()}
-        c = {m: g[keep] for m, g in clean_grads.items()}
-        try:
-            d = direction_from_grads(h, c, k)
-            if transform is not None:
-                d = transform(d)
-        except ValueError:
-            continue  # degenerate without pair i: not separated
-        token = hack_mass is not None and clean_mass is not None
-        masses = (hack_mass[keep], clean_mass[keep]) if token else (None, None)
-        band = calibrate_band(*side_scores(d, h, c, *masses))
-        ch, cc = side_scores(
-            d,
-            {m: g[i : i + 1] for m, g in hack_grads.items()},
-            {m: g[i : i + 1] for m, g in clean_grads.items()},
-            *((hack_mass[i : i + 1], clean_mass[i : i + 1]) if token else (None, None)),
-        )
-        mid = 0.5 * (band.lower + band.upper)
-        hits += int(band.width > 0 and float(cc) < mid < float(ch))
-    return hits / n
+    v = direction.v_hat
+    return token_scores(hack_grads, hack_mass, v), token_scores(clean_grads, clean_mass, v)
 
 
 def pair_side_grads(
@@ -302,7 +267,9 @@ def pair_gates(
     held-out pairs that took no part in it.
     """
     if band.granularity == "rollout":
-        hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, length_norm, temperature, batch_size)
+        hack_g, clean_g = pair_side_grads(
+            model, adapter, tokenizer, pairs, length_norm, temperature, batch_size
+        )
         ch, cc = side_cosines(direction, hack_g, clean_g)
         return gate(ch, band), gate(cc, band)
     hs, cs = pair_side_token_stats(
@@ -331,26 +298,20 @@ def extract_direction(
     batch_size: int | None = None,
     granularity: str = "rollout",
 ) -> tuple[Direction, Band]:
-    """`v_grad` and its band from a pair set, on the current policy (the caller sets the adapter state).
+    """Alias of `detector.build_detector` with the recipe's fields as arguments: `(direction, band)`.
 
-    `kind="placebo"` labels a direction extracted from clean/clean pairs (`placebo_pairs`).
-    `kind="solve"` is the solve direction (orthogonalize.py): its pairs hold a correct completion in the `clean`
-    slot and an incorrect one in the `hack` slot, and the direction points towards the *clean* slot, the correct
-    side (its band's `upper` / `hack_cos` are then that side's scores).
-    `granularity="token"` calibrates the per-token gate's band (token-mass-weighted token cosines, module doc).
-    The band carries the per-pair scores and the leave-one-pair-out separation.
+    Kept for callers that want the pair only (tests, bench/); the extraction itself lives in detector.py.
+    `kind="solve"`: pairs hold a correct completion in `clean` and an incorrect one in `hack`, and the direction
+    points towards the correct side (orthogonalize.py).
     """
-    norm = LengthNorm.parse(length_norm)
-    if granularity == "token":
-        hs, cs = pair_side_token_stats(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-        pos, neg = (cs, hs) if kind == "solve" else (hs, cs)
-        direction, band = direction_and_band(pos.grads, neg.grads, k, kind, hack_mass=pos.mass, clean_mass=neg.mass)
-    else:
-        hack_g, clean_g = pair_side_grads(model, adapter, tokenizer, pairs, norm, temperature, batch_size)
-        pos, neg = (clean_g, hack_g) if kind == "solve" else (hack_g, clean_g)
-        direction, band = direction_and_band(pos, neg, k, kind)
-    direction.meta.update({"n_pairs": len(pairs), "length_norm": str(norm), "temperature": temperature})
-    return direction, band
+    from gradient_quarantine.routing.detector import DetectorRecipe, build_detector
+
+    recipe = DetectorRecipe(
+        k=k, length_norm=length_norm, temperature=temperature, batch_size=batch_size, granularity=granularity,
+        kind=kind,
+    )  # fmt: skip
+    det = build_detector(model, adapter, tokenizer, pairs, recipe)
+    return det.direction, det.band
 
 
 def direction_and_band(
@@ -361,16 +322,18 @@ def direction_and_band(
     hack_mass: torch.Tensor | None = None,
     clean_mass: torch.Tensor | None = None,
 ) -> tuple[Direction, Band]:
-    """The direction, its band (per-pair scores) and leave-one-pair-out separation from side gradients; with the
-    sides' token masses, the per-token gate's band (`side_scores`)."""
-    direction = direction_from_grads(hack_grads, clean_grads, k, kind)
+    """Alias of `detector.detector_from_sides` on given side gradients: `(direction, band)` with the band's
+    leave-one-pair-out separation; with both sides' token masses, the per-token gate's band.
+
+    Kept for callers that measured the sides themselves (bench/bench_token_band.py); the extraction itself lives
+    in detector.py. `direction.meta` records `k` only (the measuring settings are the caller's).
+    """
+    from gradient_quarantine.routing.detector import DetectorRecipe, PairSides, detector_from_sides
+
     token = hack_mass is not None and clean_mass is not None
-    band = calibrate_band(*side_scores(direction, hack_grads, clean_grads, hack_mass, clean_mass),
-                          granularity="token" if token else "rollout")  # fmt: skip
-    band.loo_separation = leave_one_out_separation(
-        hack_grads, clean_grads, k, hack_mass=hack_mass, clean_mass=clean_mass
-    )
-    return direction, band
+    sides = PairSides(hack_grads, clean_grads, *((hack_mass, clean_mass) if token else (None, None)))
+    det = detector_from_sides(sides, DetectorRecipe(k=k, kind=kind, granularity=sides.granularity))
+    return det.direction, det.band
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Solve-orthogonalised `v_grad` (docs/design.md §7): remove from the hack direction its projection on a *solve
 direction*, so that routing cannot take solving with it.
 
-The solve direction is built exactly as `v_grad` is (direction.py), from (correct, incorrect) completion pairs
-instead of (clean, hack) ones: per pair `s_i = grad[l(correct_i) - l(incorrect_i)]`, per module the top-k right
-singular vectors `S_m` (k_s, R) of the stacked `s_i`, oriented towards the correct side. Then, per module m,
-with `P_m = I - S_m^T S_m` (the projector onto the orthogonal complement of span(S_m)):
+The solve direction is built exactly as `v_grad` is (`detector.build_detector` with `kind="solve"`), from
+(correct, incorrect) completion pairs instead of (clean, hack) ones: per pair
+`s_i = grad[l(correct_i) - l(incorrect_i)]`, per module the top-k right singular vectors `S_m` (k_s, R) of the
+stacked `s_i`, oriented towards the correct side. Then, per module m, with `P_m = I - S_m^T S_m` (the
+projector onto the orthogonal complement of span(S_m)):
 
     v_m'     = P_m v_hat_m                                   (R,)  v_grad's block minus its solve component
     basis_m' = orthonormal rows spanning P_m basis_m^T        (k, R) (QR), each oriented so <b, v_m'> >= 0
@@ -12,8 +13,8 @@ with `P_m = I - S_m^T S_m` (the projector onto the orthogonal complement of span
 
 `v_hat_m` lies in span(basis_m), so `v_m'` lies in span(basis_m'): the result is again a valid `Direction`
 (its `basis` is what a `vgrad_span` knob spans). The band is calibrated on the orthogonalised direction
-afterwards (the caller does that, as for any direction), and the leave-one-pair-out gauge orthogonalises each
-fold's direction the same way (`leave_one_out_separation(..., transform=...)`).
+afterwards, and the leave-one-pair-out gauge orthogonalises each fold's direction the same way: the caller passes
+`functools.partial(orthogonalize, solve=solve)` as the recipe's `transform` (`detector.DetectorRecipe`).
 
 Like the rest of `routing/`, this sees `Pair`s and gradients only: which completion is correct is the pair's
 side assignment, the same kind of supervision as the hack pair set (no rollout label is ever read).
@@ -29,7 +30,8 @@ from collections.abc import Sequence
 
 import torch
 
-from gradient_quarantine.routing.direction import Direction, extract_direction
+from gradient_quarantine.routing.detector import DetectorRecipe, build_detector
+from gradient_quarantine.routing.direction import Direction
 from gradient_quarantine.routing.pairs import LengthNorm, Pair
 
 _EPS = 1e-12
@@ -48,7 +50,7 @@ def solve_direction(
     temperature: float = 1.0,
     batch_size: int | None = None,
 ) -> Direction:
-    """The solve direction on the current policy, from solve pairs: `extract_direction(..., kind="solve")`.
+    """The solve direction on the current policy, from solve pairs: `build_detector` with `kind="solve"`.
 
     `pairs[i] = Pair(prompt, clean=<correct completion>, hack=<incorrect completion>)`: the pair types are shared
     with the hack pair set, so here the `hack` slot holds the *incorrect* side. The direction points from the
@@ -56,8 +58,10 @@ def solve_direction(
     normalisation and temperature as `v_grad`'s extraction (they must match the live loss, docs/design.md §9).
     The band calibrated with it is dropped: the band that gates is calibrated on the orthogonalised v_grad.
     """
-    direction, _ = extract_direction(model, adapter, tokenizer, pairs, k, length_norm, temperature, "solve", batch_size)
-    return direction
+    recipe = DetectorRecipe(
+        k=k, length_norm=length_norm, temperature=temperature, batch_size=batch_size, kind="solve"
+    )
+    return build_detector(model, adapter, tokenizer, pairs, recipe).direction
 
 
 def orthogonalize(direction: Direction, solve: Direction) -> Direction:
