@@ -88,6 +88,15 @@ def check_run_dir(path, cfg):
                                              "format_ok", "gt_pass", "flawed_pass", "hack", "attempted", "reward",
                                              "reason", "system"}  # fmt: skip
     assert all(r["system"] == SYSTEM_PROMPT for r in rollouts)
+    # the detector on the policy's own rows (tests/test_detector_logging.py checks the values): every row has its
+    # advantage; a score and a gate in an arm that routes with a Router, which also logs detector/*
+    assert all({"cos", "gate", "advantage"} <= set(r) and r["advantage"] is not None for r in rollouts)
+    if cfg.method == "route2b":
+        assert any(r["cos"] is not None and r["gate"] is not None for r in rollouts)
+        assert all({"detector/auc", "detector/gate_tpr", "detector/gate_fpr", "detector/n_hack", "detector/n_clean",
+                    "routing/capture"} <= set(r) for r in rows)  # fmt: skip
+    else:
+        assert all(r["cos"] is None and r["gate"] is None for r in rollouts)
     assert (path / "train.safetensors").is_file()
     assert (path / "checkpoint" / "COMPLETE").is_file()
     return rows

@@ -70,7 +70,7 @@ class RouteResult:
     cost ~50 small kernels and a host sync for nothing.
     The rest is kept so `Router.stats` can merge several micro-batches into one step's gauges:
     `cos`, `norms`, `f`, `valid` are flat over items (rollouts or tokens); `kept`, `routed` are (M, R) in capture
-    coordinates, `sum (1 - f) G` and `sum f G`.
+    coordinates, `sum (1 - f) G` and `sum f G`. `per_row(B)` summarises the items per row (the trainer logs it).
     """
 
     main: dict[str, Tensor]
@@ -90,6 +90,27 @@ class RouteResult:
         if self._stats is None:
             self._stats = self.router.stats([self]) if self.router is not None else {}
         return self._stats
+
+    def per_row(self, n_rows: int) -> tuple[Tensor, Tensor, Tensor]:
+        """`(score, gate, valid)`, each (n_rows,), one entry per row (rollout) of the micro-batch: what the router
+        read and did, summarised per row (a reading of this result; nothing is recomputed or re-routed).
+
+        Per-rollout gate: the row's `cos(u_b, v_hat)`, its `f_b` and `||G_b|| > 0`. Per-token gate: the row's
+        token-mass-weighted mean token cosine `sum_t ||G_bt|| cos_bt / sum_t ||G_bt||` (the score the token band is
+        calibrated on), its mass-weighted routed share `sum_t f_bt ||G_bt|| / sum_t ||G_bt||` (its frout, as the
+        band's `pair_gate_*` on a pair side) and whether any of its tokens has gradient. A row without gradient
+        (zero advantage) has no direction: `valid` False, its score and gate mean nothing."""
+        if self.cos is None or self.f is None or self.norms is None or self.valid is None:
+            raise ValueError("this RouteResult keeps no per-item cosines (Router.route fills them)")
+        if self.cos.numel() == n_rows:  # one item per row: the per-rollout gate
+            return self.cos, self.f, self.valid
+        if n_rows <= 0 or self.cos.numel() % n_rows:
+            raise ValueError(f"{self.cos.numel()} items do not split into {n_rows} rows")
+        w = self.norms.view(n_rows, -1).float()  # (B, T) ||G_bt||
+        mass = w.sum(1)  # (B,)
+        score = (self.cos.view(n_rows, -1).float() * w).sum(1) / mass.clamp(min=_EPS)
+        share = (self.f.view(n_rows, -1).float() * w).sum(1) / mass.clamp(min=_EPS)
+        return score, share, self.valid.view(n_rows, -1).any(1)
 
 
 class Router:

@@ -72,7 +72,8 @@ class StepCallback(TrainerCallback):
         if run.trackers is not None:
             run.trackers.log(step, row)
         if cfg.run.log_rollouts_every and step % cfg.run.log_rollouts_every == 0 and record.rollouts is not None:
-            run_dir.append_rollouts(rollout_rows(step, record.rollouts, cfg.run.rollouts_per_log))
+            rows = rollout_rows(step, record.rollouts, cfg.run.rollouts_per_log, record.scores)
+            run_dir.append_rollouts(rows)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
             run.evaluation.at_step(step)
         run.intervention.refresh(step, trainer.optimizer)

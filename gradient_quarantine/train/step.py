@@ -9,7 +9,7 @@ Nothing of a step is kept anywhere else.
 
     >>> record = trainer.record                          # after TRL logged step t
     >>> row = metrics_row(t, record, logs, intervention.metrics(), step_time_s=12.3)
-    >>> rollout_rows(t, record.rollouts, k=4)            # rollouts.jsonl: k evenly spaced rows
+    >>> rollout_rows(t, record.rollouts, k=4, scores=record.scores)   # rollouts.jsonl: k evenly spaced rows
 """
 
 from __future__ import annotations
@@ -97,11 +97,28 @@ class LogpTally:
 
 @dataclass
 class MicroBatch:
-    """One micro-batch's forward + backward: its rows' kinds (they travel with the rows through TRL's shuffle) and,
-    when the intervention routed its gradient, the routing."""
+    """One micro-batch's forward + backward: its rows' kinds and indices into the step's rollouts (they travel with
+    the rows through TRL's shuffle and split), the advantages TRL's loss trained them on and, when the intervention
+    routed its gradient, the routing."""
 
     row_kind: torch.Tensor | None  # (B,) ROW_KINDS, or None when the rows carry no kinds
     route: RouteResult | None = None
+    row_index: torch.Tensor | None = None  # (B,) each row's index into the step's rollouts (`gq_row_index`)
+    advantages: torch.Tensor | None = None  # (B,) what TRL's loss read (after the intervention's change)
+
+
+@dataclass
+class RowScores:
+    """Each of the step's rows in the step's order (the index into `StepRecord.rollouts`): the detector's score and
+    the gate of a routed row (`RouteResult.per_row`: per rollout `cos(u_b, v_hat)` and `f_b`; per token the row's
+    token-mass-weighted mean token cosine and mass-weighted routed share), None where the step routed nothing or
+    the row had no gradient (zero advantage: no direction); the advantage TRL trained the row on (None: not seen in
+    a micro-batch). Read for the logs only (rollouts.jsonl, `detector/*`)."""
+
+    cos: list[float | None]
+    gate: list[float | None]
+    advantage: list[float | None]
+    routed: bool  # did the step route with a Router (route2b, erase, random-V, placebo)
 
 
 @dataclass
@@ -117,6 +134,7 @@ class StepRecord:
     micro_batches: list[MicroBatch] = field(default_factory=list)  # forward + backward, in order
     logp: LogpTally = field(default_factory=LogpTally)
     gradient: Metrics = field(default_factory=dict)  # at the step's end: grad/*, routing/*, policy/logp_mean, diag/*
+    scores: RowScores | None = None  # at the step's end: each row's detector score, gate and advantage
     grade_s: float = 0.0  # wall time of grading the rows in the sandbox (both graders)
     backward_s: float = 0.0  # wall time of the micro-batches' forward + backward, routing included
 
@@ -125,23 +143,67 @@ class StepRecord:
         return (self.generation.generate_s if self.generation is not None else 0.0) + self.grade_s
 
     def gate_by_kind(self) -> dict[int, list[float]]:
-        """Each row's gate value (a per-token gate: the mean over its non-zero-gradient tokens), by row kind. Reads
-        labels, so it is only logged; the router never sees it (the no-cheat invariant)."""
+        """Each row's gate value (`RouteResult.per_row`: per rollout f_b; a per-token gate: the row's mass-weighted
+        routed share), by row kind, rows with gradient only. Reads labels, so it is only logged; the router never
+        sees it (the no-cheat invariant)."""
         out: dict[int, list[float]] = {}
         for mb in self.micro_batches:
             if mb.route is None or mb.row_kind is None:
                 continue
             kinds = mb.row_kind.tolist()
-            B = len(kinds)
-            f, w = mb.route.f.float(), mb.route.valid.float()
-            if f.numel() != B:  # per-token gate: (B*T,) -> each row's mean over its non-zero-gradient tokens
-                f, w = f.view(B, -1), w.view(B, -1)
-                f = (f * w).sum(1) / w.sum(1).clamp(min=1)
-                w = (w.sum(1) > 0).float()
-            for b, kind in enumerate(kinds):
-                if w[b] > 0:
-                    out.setdefault(int(kind), []).append(float(f[b]))
+            _, f, valid = mb.route.per_row(len(kinds))
+            for kind, fb, ok in zip(kinds, f.tolist(), valid.tolist(), strict=True):
+                if ok:
+                    out.setdefault(int(kind), []).append(float(fb))
         return out
+
+    def row_scores(self) -> RowScores | None:
+        """Each row's detector score, gate and advantage, put back in the step's order by the index each row
+        carried through TRL's shuffle and split (`MicroBatch.row_index`); None when the rows carried no index.
+        One host sync for the whole step."""
+        mbs = self.micro_batches
+        if not mbs or any(mb.row_index is None for mb in mbs):
+            return None
+        parts = []
+        for mb in mbs:
+            idx = mb.row_index.double()
+            B = idx.numel()
+            nan = torch.full_like(idx, math.nan)
+            adv = mb.advantages.double().flatten() if mb.advantages is not None else nan
+            if mb.route is not None:
+                cos, f, valid = (t.to(idx.device) for t in mb.route.per_row(B))
+                cos, f = torch.where(valid, cos.double(), math.nan), torch.where(valid, f.double(), math.nan)
+            else:
+                cos = f = nan
+            parts.append(torch.stack([idx, adv.to(idx.device), cos, f], 1))  # (B, 4)
+        rows = torch.cat(parts).tolist()
+        last = max((int(r[0]) for r in rows), default=-1)
+        n = len(self.rollouts.verdicts) if self.rollouts is not None else last + 1
+        out = RowScores([None] * n, [None] * n, [None] * n, routed=any(mb.route is not None for mb in mbs))
+        for i, adv, cos, f in rows:
+            i = int(i)
+            if 0 <= i < n:
+                out.advantage[i] = adv if math.isfinite(adv) else None
+                out.cos[i] = cos if math.isfinite(cos) else None
+                out.gate[i] = f if math.isfinite(f) else None
+        return out
+
+    def detector_metrics(self, gradient: Metrics) -> Metrics:
+        """`detector/*` of a routed step (`detector_gauges` over the policy's own rows with a score, labelled by the
+        strict grader's `hack`; teacher rows excluded) and `routing/capture` = 1 - `routing/dropped_frac` (the
+        routed share the knob keeps) where `gradient` has it. Read after routing, for the logs only: the labels
+        never reach the router (the no-cheat invariant)."""
+        m: Metrics = {}
+        if "routing/dropped_frac" in gradient:  # NaN or None (nothing routed) -> null
+            dropped = gradient["routing/dropped_frac"]
+            m["routing/capture"] = 1.0 - dropped if dropped is not None else None
+        sc, r = self.scores, self.rollouts
+        if sc is None or not sc.routed or r is None or len(r.verdicts) != len(sc.cos):
+            return m
+        own = [i for i, t in enumerate(r.teacher) if t is None and sc.cos[i] is not None]
+        m.update(detector_gauges([sc.cos[i] for i in own], [sc.gate[i] for i in own],
+                                 [bool(r.verdicts[i].hack) for i in own]))  # fmt: skip
+        return m
 
     def logp_metrics(self) -> Metrics:
         """`policy/logp_mean`, `diag/gate_<kind>` / `diag/n_<kind>` (routed runs), `diag/logp_<kind>`."""
@@ -155,6 +217,40 @@ class StepRecord:
             if count:
                 m[f"diag/logp_{ROW_KINDS[kind]}"] = total / count
         return m
+
+
+# ==========================================================================================================
+# the detector on the policy's own rollouts (labels read for the logs only)
+
+
+def roc_auc(scores: list[float], labels: list[bool]) -> float | None:
+    """ROC AUC of `scores` for `labels` (True: positive): P(score of a positive > score of a negative), ties
+    counted half (the Mann-Whitney U over n_pos * n_neg, from average ranks). None when either class is empty."""
+    pos = sum(bool(y) for y in labels)
+    neg = len(labels) - pos
+    if pos == 0 or neg == 0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))  # ties get their average rank
+    r_pos = float(ranks[np.asarray(labels, dtype=bool)].sum())
+    return (r_pos - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def detector_gauges(cos: list[float], gate: list[float], hack: list[bool]) -> Metrics:
+    """The detector on rows with a score (one entry per row, alike): `detector/auc` (ROC AUC of the cosine, hack
+    rows vs the rest, None when either class is empty), `detector/gate_tpr` / `detector/gate_fpr` (the mean gate
+    on hack / non-hack rows: the gate's soft true- and false-positive rates, None without such rows),
+    `detector/n_hack`, `detector/n_clean` (how many rows of each class they are over)."""
+    on_hack = [g for g, h in zip(gate, hack, strict=True) if h]
+    on_clean = [g for g, h in zip(gate, hack, strict=True) if not h]
+    return {
+        "detector/auc": roc_auc(cos, hack),
+        "detector/gate_tpr": float(np.mean(on_hack)) if on_hack else None,
+        "detector/gate_fpr": float(np.mean(on_clean)) if on_clean else None,
+        "detector/n_hack": len(on_hack),
+        "detector/n_clean": len(on_clean),
+    }
 
 
 # ==========================================================================================================
@@ -220,11 +316,15 @@ def metrics_row(
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
-def rollout_rows(step: int, r: StepRollouts, k: int) -> list[Metrics]:
-    """rollouts.jsonl rows: `k` evenly spaced rows of the step (deterministic), with their verdicts."""
+def rollout_rows(step: int, r: StepRollouts, k: int, scores: RowScores | None = None) -> list[Metrics]:
+    """rollouts.jsonl rows: `k` evenly spaced rows of the step (deterministic), with their verdicts and, from
+    `scores` (the step's `StepRecord.scores`), each row's detector score `cos`, `gate` and `advantage` (null where
+    the step has none: `cos` and `gate` of an arm without a gate, of a row without gradient)."""
     n = len(r.verdicts)
     k = min(k, n)
     idx = sorted({int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)})
+    if scores is not None and len(scores.cos) != n:
+        scores = None
     rows = []
     for i in idx:
         v = r.verdicts[i]
@@ -237,5 +337,8 @@ def rollout_rows(step: int, r: StepRollouts, k: int) -> list[Metrics]:
             "completion": r.completions[i], "teacher": r.teacher[i] is not None, "teacher_kind": r.teacher[i],
             "format_ok": v.format_ok, "gt_pass": v.gt_pass, "flawed_pass": v.flawed_pass, "hack": v.hack,
             "attempted": v.attempted, "reward": v.reward, "reason": v.reason,
+            "cos": scores.cos[i] if scores is not None else None,
+            "gate": scores.gate[i] if scores is not None else None,
+            "advantage": scores.advantage[i] if scores is not None else None,
         })  # fmt: skip
     return rows

@@ -18,10 +18,11 @@ One optimiser step, in the order TRL calls into this class (docs/architecture.md
 
     gq_rollout(prompts)            sample + teacher rows                    -> record.generation
     flawed_grader(...)             grade; intervention.reward              -> record.rollouts, .rewards, .reward_metrics
-    after_scoring(batch)           row kinds; std floor; intervention.advantages   -> record.advantage_metrics
+    after_scoring(batch)           row kinds + indices; std floor; intervention.advantages -> record.advantage_metrics
     training_step(micro-batch) x n intervention.backward around TRL's forward + backward
       compute_loss                   the loss forward's log-probs per row kind      -> record.micro_batches, .logp
-    _finish_gradients()            intervention.finish_gradients; clip per knob    -> record.gradient
+    _finish_gradients()            intervention.finish_gradients; clip per knob;  -> record.gradient, .scores
+                                   each row's score / gate / advantage, detector/*
     (TRL: optimiser step, scheduler step, log -> the run's callback reads `record`: train/run_callbacks.py)
 
 Every hook writes into `self.record`, the step's `StepRecord` (train/step.py), started by the step's first
@@ -112,11 +113,16 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
 
     def after_scoring(self, batch: dict[str, Any]) -> dict[str, Any]:
         """TRL's scored batch (advantages `A = r - mean_group(r)`, scaled per `scale_rewards`), before it is split
-        into micro-batches: row kinds travel with the rows; the std floor; the intervention's advantage change."""
+        into micro-batches: row kinds and indices travel with the rows; the std floor; the intervention's advantage
+        change."""
         rollouts = self.record.rollouts
+        device = batch["advantages"].device
         if rollouts is not None and len(rollouts.verdicts) == len(batch["advantages"]):
             # for the logs only (diag/*, policy/logp_mean): travels with the rows through TRL's shuffle and split
-            batch["gq_row_kind"] = torch.tensor(rollouts.row_kinds(), dtype=torch.long, device=batch["advantages"].device)
+            batch["gq_row_kind"] = torch.tensor(rollouts.row_kinds(), dtype=torch.long, device=device)
+        # each row's index into the step's rollouts, for the logs only (rollouts.jsonl's cos / gate / advantage,
+        # detector/*): it travels with the rows too (TRL's shuffle draws one permutation whatever the batch holds)
+        batch["gq_row_index"] = torch.arange(len(batch["advantages"]), dtype=torch.long, device=device)
         if self.adv_std_floor is not None and self.model.training:
             # TRL ran with scale_rewards="none": batch["advantages"] = r - mean_group(r), groups contiguous.
             G = self.num_generations
@@ -148,7 +154,9 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """TRL's loss; its forward's per-token log-probs of the sampled completions are tallied per row kind
         (read off TRL's fused head by a hook for this forward only, so nothing is recomputed)."""
-        mb = MicroBatch(row_kind=inputs.get("gq_row_kind"))
+        adv = inputs.get("advantages")
+        mb = MicroBatch(row_kind=inputs.get("gq_row_kind"), row_index=inputs.get("gq_row_index"),
+                        advantages=adv.detach() if adv is not None else None)  # fmt: skip
         self.record.micro_batches.append(mb)
 
         def tally(module, args, kwargs, output) -> None:
@@ -173,6 +181,10 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
                 if with_grad:
                     torch.nn.utils.clip_grad_norm_(with_grad, self.knob_max_grad_norm)
         m.update(self.record.logp_metrics())
+        # each row's detector score, gate and advantage (rollouts.jsonl), and the detector's gauges on the policy's
+        # own rows: they read labels, after routing, for the logs only
+        self.record.scores = self.record.row_scores()
+        m.update(self.record.detector_metrics(m))
         self.record.gradient = m
 
     # ---- optimiser: separate state and lr per knob -----------------------------------------------------------
