@@ -21,4 +21,5 @@ from gradient_quarantine.cli import (  # noqa: E402,F401,I001
     queue,
     report,
     study,
+    detector,
 )
