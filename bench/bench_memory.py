@@ -5,8 +5,10 @@ trained once per variant, each in its own `gq train` subprocess, one after anoth
 repeats so machine load hits both alike):
 
 * `before`: `grpo.cpu_fused_head=trl`, TRL's fused log-prob head on its own CPU path (every position, prompt
-  included, in 4096 x 32768 tiles: ~445 MB buffers allocated and handed back to the kernel every micro-batch);
-* `after`: the defaults (completion positions only, in 512 x 4096 tiles).
+  included, in 4096 x 32768 tiles: ~445 MB buffers allocated and handed back to the kernel every micro-batch), and
+  `run.malloc=glibc` (glibc's defaults);
+* `tiled`: the fused head on the completion positions only, in 512 x 4096 tiles, glibc's defaults;
+* `after`: the defaults (that head, and `run.malloc=retain`: freed memory kept for reuse, train/allocator.py).
 
 For each it prints what the process used (`os.wait4`: user and kernel CPU seconds, the kernel's share, minor faults,
 peak RSS) and, from the run's metrics.jsonl, per step: sampling (`perf/generate_s`), the micro-batches' forward +
@@ -40,7 +42,8 @@ from bench_study_parallel import job_overrides  # bench/ is the script's directo
 from gradient_quarantine.analysis.runs import load_run
 
 VARIANTS = {
-    "before": {"grpo.cpu_fused_head": "trl"},
+    "before": {"grpo.cpu_fused_head": "trl", "run.malloc": "glibc"},
+    "tiled": {"run.malloc": "glibc"},
     "after": {},
 }
 STEP_KEYS = ("generate_s", "backward_s", "step_time_s", "minor_faults", "sys_s", "user_s", "tokens_per_s")
@@ -108,7 +111,7 @@ def main() -> None:
                       + ", ".join(f"{r['backward_s']:.1f} / {r['generate_s']:.1f} / {r['minor_faults'] / 1e6:.2f} M"
                                   for r in rows), flush=True)  # fmt: skip
 
-    same = first.get("before") == first.get("after")
+    same = all(first[v] == first["before"] for v in first)
     print(f"\n{args.preset} preset, {args.steps} steps x {args.repeats} repeat(s) per variant; step 1 completions "
           f"{'identical' if same else 'DIFFER'} across variants")
     print(f"{'variant':8s} {'wall_s':>7s} {'sys share':>9s} {'faults/step':>12s} {'peak RSS GB':>12s} "
@@ -130,11 +133,13 @@ def main() -> None:
         med[v] = m
         print(f"{v:8s} {m['wall_s']:7.0f} {100 * m['sys_share']:8.1f}% {m['faults'] / 1e6:10.2f} M {m['rss']:12.2f} "
               f"{m['step1']:14.1f} {m['bwd']:13.1f} {1e3 * m['per_tok']:9.1f} {m['gen']:11.1f} {m['step']:7.1f}")
-    a, b = med["after"], med["before"]
-    print(f"after / before: step-1 forward+backward {a['step1'] / b['step1']:.2f}x, forward+backward per step "
-          f"{a['bwd'] / b['bwd']:.2f}x, per token {a['per_tok'] / b['per_tok']:.2f}x, minor faults per step "
-          f"{a['faults'] / max(b['faults'], 1):.3f}x, peak RSS {a['rss'] / b['rss']:.2f}x, whole run {a['wall_s'] / b['wall_s']:.2f}x")
-
+    b = med["before"]
+    for v in list(VARIANTS)[1:]:
+        a = med[v]
+        print(f"{v} / before: step-1 forward+backward {a['step1'] / b['step1']:.2f}x, forward+backward per step "
+              f"{a['bwd'] / b['bwd']:.2f}x, per token {a['per_tok'] / b['per_tok']:.2f}x, minor faults per step "
+              f"{a['faults'] / max(b['faults'], 1):.3f}x, peak RSS {a['rss'] / b['rss']:.2f}x, "
+              f"whole run {a['wall_s'] / b['wall_s']:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,9 @@
 """Problem loaders: the public environment's jsonl schema, the shipped built-in set, and the Hugging Face
 `newfacade/LeetCodeDataset` (docs/design.md §4). Every loader returns `list[Problem]` (substrate/types.py).
 
-    >>> problems = load_problems("builtin")                       # the shipped easy set
+    >>> problems = load_problems("builtin")                       # the shipped easy set (96: sets A and B)
+    >>> problems = load_problems("builtin_c")                     # 48 very easy problems in 14 families (set C)
+    >>> problems = load_problems("builtin_all")                   # all 144
     >>> problems = load_problems("../shared/data/leetcode_test_medhard.jsonl")   # the public schema
     >>> problems = load_problems("hf:newfacade/LeetCodeDataset")  # real runs: medium+hard, self-verified
 
@@ -12,6 +14,10 @@ The public schema (one JSON object per line): `id`, `question` (the statement, w
 `Problem.question` is the bare statement (examples and constraints kept) and `prompts.render_prompt` adds
 our own frame, with the mode's hint, around it. A malformed row fails with an error that names the file,
 the row and the field.
+
+Problem families: an id of the form `FAMILY__INSTANCE` (set C: `c_digits__largest`) belongs to the family before
+the double underscore; any other id is a family of its own (`family_of`). `data.roles_by=family` deals whole
+families into the roles (substrate/splits.py).
 """
 
 from __future__ import annotations
@@ -34,7 +40,16 @@ log = logging.getLogger(__name__)
 
 BUILTIN_PACKAGE = "gradient_quarantine.substrate.builtin"
 BUILTIN_FILE = "problems.jsonl"
+# The files `builtin/build.py` writes, one per set of definitions (a defs module's `SET` names its set).
+BUILTIN_FILES: dict[str, str] = {"builtin": BUILTIN_FILE, "builtin_c": "problems_c.jsonl"}
+# The names `data.problems` / `--problems` accept for the shipped sets, and the built sets each one loads.
+BUILTIN_SETS: dict[str, tuple[str, ...]] = {
+    "builtin": ("builtin",),  # sets A and B: the 96 problems the committed studies ran on (unchanged)
+    "builtin_c": ("builtin_c",),  # set C alone: 48 very easy problems in 14 families
+    "builtin_all": ("builtin", "builtin_c"),  # all 144
+}
 HF_DEFAULT = "newfacade/LeetCodeDataset"
+FAMILY_SEP = "__"  # `FAMILY__INSTANCE` ids share a family (family_of)
 
 # The public environment wraps each statement in this frame; `clean_statement` removes it.
 _PREAMBLE = "PROBLEM:"
@@ -197,16 +212,39 @@ def load_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
     return problems
 
 
-def load_builtin() -> list[Problem]:
-    """The built-in easy set that ships in the package (`substrate/builtin/problems.jsonl`)."""
-    resource = importlib.resources.files(BUILTIN_PACKAGE) / BUILTIN_FILE
-    if not resource.is_file():
-        raise FileNotFoundError(
-            f"the built-in problem set is missing ({BUILTIN_PACKAGE}/{BUILTIN_FILE}); "
-            "build it with: python -m gradient_quarantine.substrate.builtin.build"
-        )
-    with importlib.resources.as_file(resource) as path:
-        return load_jsonl(path, source="builtin")
+def load_builtin(name: str = "builtin") -> list[Problem]:
+    """A built-in set that ships in the package (BUILTIN_SETS): `builtin` (`substrate/builtin/problems.jsonl`,
+    sets A and B), `builtin_c` (`problems_c.jsonl`, set C's families) or `builtin_all` (both, in that order).
+    Each problem's `source` is the built set it comes from ("builtin" or "builtin_c")."""
+    if name not in BUILTIN_SETS:
+        raise ValueError(f"unknown built-in set {name!r}; the built-in sets are {sorted(BUILTIN_SETS)}")
+    problems: list[Problem] = []
+    for part in BUILTIN_SETS[name]:
+        filename = BUILTIN_FILES[part]
+        resource = importlib.resources.files(BUILTIN_PACKAGE) / filename
+        if not resource.is_file():
+            raise FileNotFoundError(
+                f"the built-in problem set is missing ({BUILTIN_PACKAGE}/{filename}); "
+                "build it with: python -m gradient_quarantine.substrate.builtin.build"
+            )
+        with importlib.resources.as_file(resource) as path:
+            problems += load_jsonl(path, source=part)
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        raise ProblemFormatError(f"built-in set {name!r}: its files repeat problem ids")
+    return problems
+
+
+def family_of(problem_id: str) -> str:
+    """The family of a problem id: the part before the first `__` (`c_digits__largest` -> `c_digits`), or the
+    id itself (every problem of sets A and B, and of other sources, is a family of its own).
+
+        >>> family_of("c_list_sum__even"), family_of("a_sum_of_digits")
+        ('c_list_sum', 'a_sum_of_digits')
+    """
+    pid = str(problem_id)
+    head, sep, _ = pid.partition(FAMILY_SEP)
+    return head if sep and head else pid
 
 
 # ------------------------------------------------------------------------------ Hugging Face LeetCodeDataset
@@ -389,26 +427,38 @@ def load_hf_leetcode(
 # ------------------------------------------------------------------------------------------------ dispatch
 
 
+def check_problem_spec(spec: str) -> str:
+    """`spec` stripped, if it names a problem source `load_problems` reads (a built-in set, `*.jsonl`,
+    `hf:<name>`); else a ValueError with a did-you-mean. Only the form is checked (no file is opened), so the
+    config can check `data.problems` when it is built."""
+    spec = spec.strip()
+    if spec in BUILTIN_SETS or spec.endswith(".jsonl"):
+        return spec
+    if spec.startswith("hf:"):
+        if not spec[3:].strip():
+            raise ValueError("'hf:' needs a dataset name, e.g. 'hf:newfacade/LeetCodeDataset'")
+        return spec
+    hint = difflib.get_close_matches(spec, list(BUILTIN_SETS), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    sets = ", ".join(repr(s) for s in BUILTIN_SETS)
+    raise ValueError(
+        f"unknown problem source {spec!r}{suggestion}: use a built-in set ({sets}), a path to a .jsonl file in "
+        "the public schema, or 'hf:<dataset name>'"
+    )
+
+
 def load_problems(spec: str) -> list[Problem]:
     """One entry point for every problem source.
 
-        >>> load_problems("builtin")                        # the shipped set
+        >>> load_problems("builtin")                        # the shipped set (sets A and B, 96 problems)
+        >>> load_problems("builtin_c")                      # set C: 48 problems in 14 families
+        >>> load_problems("builtin_all")                    # both (144)
         >>> load_problems("data/leetcode_test_medhard.jsonl")   # a file in the public schema
         >>> load_problems("hf:newfacade/LeetCodeDataset")   # the hub dataset, train split, medium+hard
     """
-    spec = spec.strip()
-    if spec == "builtin":
-        return load_builtin()
+    spec = check_problem_spec(spec)
+    if spec in BUILTIN_SETS:
+        return load_builtin(spec)
     if spec.startswith("hf:"):
-        name = spec[3:].strip()
-        if not name:
-            raise ValueError("'hf:' needs a dataset name, e.g. 'hf:newfacade/LeetCodeDataset'")
-        return load_hf_leetcode(name)
-    if spec.endswith(".jsonl"):
-        return load_jsonl(spec)
-    hint = difflib.get_close_matches(spec, ["builtin"], n=1)
-    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-    raise ValueError(
-        f"unknown problem source {spec!r}{suggestion}: use 'builtin', a path to a .jsonl file in the public "
-        "schema, or 'hf:<dataset name>'"
-    )
+        return load_hf_leetcode(spec[3:].strip())
+    return load_jsonl(spec)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -80,7 +80,12 @@ class AdapterSection(_Section):
 class DataSection(_Section):
     """Which problems, how they are split into modes, and which ones the deploy eval uses."""
 
-    problems: str = Field("builtin", description="problem source: 'builtin', a public-schema .jsonl, or 'hf:<name>'")
+    problems: str = Field(
+        "builtin",
+        description="problem source: a built-in set ('builtin': the 96 problems of sets A and B; 'builtin_c': 48 "
+        "very easy problems in 14 families of 3-4 instances; 'builtin_all': all 144), a public-schema .jsonl, or "
+        "'hf:<name>'",
+    )
     mode_seed: int = Field(
         0, description="seed of the problem -> mode partition (fixed across arms and seeds so runs are paired)"
     )
@@ -103,6 +108,40 @@ class DataSection(_Section):
     allow_overlap: bool = Field(
         False, description="let a pair file's problems sit in other roles (a study of the overlap; the report marks it)"
     )
+    roles_by: Literal["instance", "family"] = Field(
+        "instance",
+        description="how data.split draws roles: 'instance' (each problem on its own, stratified by mode; what every "
+        "committed run did), so instances of one family can be trained and evaluated and the eval measures transfer "
+        "to unseen instances of trained families; or 'family' (all instances of a family, ids FAMILY__INSTANCE as in "
+        "builtin_c, share one role), so the eval measures transfer to unseen tasks. Sets A and B have no families "
+        "(each problem is its own). Needs data.split",
+    )
+    train_loophole: bool = Field(
+        True,
+        description="false: the clean reference (arm `clean`): every training prompt loses its loophole (no hint; "
+        "reward, teacher rows and training metrics as Mode.NO_LOOPHOLE, i.e. the strict grader's), while the warm "
+        "start, the pair set and the deploy / knob-on / base evals keep their modes, so deploy hack and solve are "
+        "measured on the same prompts as in every other arm. Needs data.split (checked at run start)",
+    )
+
+    # New fields left out of config_hash at their defaults, so every earlier run keeps its hash (resume checks it).
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"roles_by": "instance", "train_loophole": True}
+
+    @field_validator("problems")
+    @classmethod
+    def _problem_source(cls, v: str) -> str:
+        from gradient_quarantine.substrate.problems import check_problem_spec
+
+        return check_problem_spec(v)  # the form only: files are opened at run start
+
+    @model_validator(mode="after")
+    def _roles_by_needs_split(self) -> DataSection:
+        if self.roles_by != "instance" and self.split is None:
+            raise ValueError(
+                f"data.roles_by={self.roles_by} draws the roles of data.split, which is unset; set data.split "
+                "(e.g. {warmstart: 0.4, pairs: 0.1, train: 0.25, eval: 0.25}) or data.roles_by=instance"
+            )
+        return self
 
     @field_validator("split")
     @classmethod
@@ -297,6 +336,11 @@ class RunSection(_Section):
     log_rollouts_every: int = Field(1, ge=0, description="append sampled rollouts to rollouts.jsonl every N steps (0: never)")
     rollouts_per_log: int = Field(8, ge=1, description="how many rollouts of the step to log")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
+    malloc: Literal["retain", "glibc"] = Field(
+        "retain",
+        description="the process's C allocator: 'retain' keeps freed memory for reuse instead of handing it back to "
+        "the kernel every step (train/allocator.py; bench/README.md 'Memory churn'), 'glibc' leaves its defaults",
+    )
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="model dtype (auto: bf16 on GPU, fp32 on CPU)")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch's default)")
     grader_workers: int | None = Field(None, ge=1, description="parallel grader processes (None: the grader's default)")
@@ -529,6 +573,8 @@ class TrainConfig(_Section):
                 label += "_solve_orth"
         if self.teacher.fraction > 0:
             label += f"_teacher{round(100 * self.teacher.fraction)}"
+        if not self.data.train_loophole:  # the clean reference, never pooled with its arm
+            label = "clean" if label == "vanilla" else f"{label}_clean"
         return label
 
     def resolved(self) -> TrainConfig:
@@ -547,9 +593,12 @@ class TrainConfig(_Section):
         d = self.model_dump(mode="json")
         for key in ("name", "preset", "git_commit", "arm"):
             d.pop(key, None)
-        for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to"):
+        for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to", "malloc"):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
+        for key, default in DataSection.HASH_OMIT_AT_DEFAULT.items():  # so hashes of earlier runs still match
+            if d["data"].get(key) == default:
+                d["data"].pop(key)
         if not d["grader"]:
             d.pop("grader")  # so hashes of runs from before the section existed still match
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))

@@ -66,7 +66,8 @@ def run_problems(cfg: TrainConfig, recorded: Mapping[str, Any] | None = None) ->
     else:
         modes_of = assign_modes(list(by_id), seed=cfg.data.mode_seed)
         forced = builtin_pair_roles(cfg, by_id) if cfg.data.split else None
-        split, modes_of = assign_roles(modes_of, cfg.data.split, cfg.data.split_seed, cfg.data.no_loophole, forced)
+        split, modes_of = assign_roles(modes_of, cfg.data.split, cfg.data.split_seed, cfg.data.no_loophole, forced,
+                                       by=cfg.data.roles_by)  # fmt: skip
     if split is None:  # no split: every stage shares the problems (data.eval_holdout still holds some out)
         rng = eval_holdout_rng(cfg.data.mode_seed)
         n_hold = int(round(cfg.data.eval_holdout * len(problems)))

@@ -63,8 +63,10 @@ class RunSetup:
 
         from gradient_quarantine.model.loading import load_policy
         from gradient_quarantine.model.svd_adapter import attach_svd_adapter
+        from gradient_quarantine.train.allocator import set_allocator
 
         cfg = self.cfg
+        set_allocator(cfg.run.malloc)
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         set_seed(cfg.seed)
@@ -88,12 +90,24 @@ class RunSetup:
 
     def _assign_roles(self) -> None:
         """warmstart / pairs / train / eval problems and their modes (train/roles.py), recorded in split.json;
-        a resumed run reads its split.json back, so every stage keeps its problems."""
+        a resumed run reads its split.json back, so every stage keeps its problems.
+
+        `data.train_loophole=false` (the clean arm): the run's working modes (`self.modes_of`: the training prompts,
+        their reward and teacher rows) have every `train` problem as no_loophole; split.json and `self.problems`
+        (the warm start) keep the shared modes, so the roles, the warm start and the eval are the other arms'."""
         from gradient_quarantine.train.roles import run_problems
 
         recorded = self.run_dir.read_split() if self.resume else None
         rp = run_problems(self.cfg, recorded)
         self.problems_by_id, self.modes_of, self.split = rp.by_id, rp.modes_of, rp.split
+        if not self.cfg.data.train_loophole:
+            if rp.split is None:
+                raise ValueError(
+                    "data.train_loophole=false (the clean arm) needs data.split: without it the training problems "
+                    "are also the warm-start, pair (and, without data.eval_holdout, eval) problems, so they cannot "
+                    "lose their loophole alone; set data.split (e.g. {warmstart: 0.4, pairs: 0.1, train: 0.25, eval: 0.25})"
+                )
+            self.modes_of = rp.split.train_without_loophole(rp.modes_of)
         self.warmstart_problems, self.pair_problems = rp.warmstart, rp.pairs
         self.train_problems, self.eval_pool = rp.train, rp.eval
         if recorded is None:
@@ -220,51 +234,36 @@ class RunSetup:
     def extract_direction(self):
         """v_grad (or its control) and the band, on the current policy, from the pair set.
 
-        `routing.gate=token`: the band is the per-token gate's, calibrated on the sides' per-token cosines
-        (token-mass-weighted means, routing/direction.py), from the same pass with a per-token capture. Arms
-        gated by the band (not frout-matched controls) also get the gate on the pairs, in sample and held out
-        (`_gate_on_pairs`)."""
-        from gradient_quarantine.routing.band import calibrate_band
-        from gradient_quarantine.routing.direction import (
-            direction_from_grads,
-            leave_one_out_separation,
-            pair_side_grads,
-            pair_side_token_stats,
-            random_direction_like,
-            side_scores,
-        )
+        Wiring only: the config becomes a `routing.detector.DetectorRecipe` and `routing.detector.build_detector`
+        does the extraction: k (`adapter.knob_rank` for a `vgrad_span` knob, else `routing.k`), the length
+        normalisation of `grpo.loss_type`, `grpo.temperature`, `routing.pair_batch`, `routing.gate` (token: the
+        per-token gate's band, on the sides' token-mass-weighted mean token cosines), `routing.direction` (placebo
+        pairs, or random-V seeded by `seeding.random_v_seed`), and with `routing.solve_orth` the
+        solve-orthogonalisation as the recipe's transform (`_solve_orth`). Arms gated by the band (not frout-matched
+        controls) also get the gate on the pairs, in sample and held out (`_gate_on_pairs`)."""
+        from gradient_quarantine.routing.detector import DetectorRecipe, build_detector
         from gradient_quarantine.routing.pairs import length_norm_for_loss_type
         from gradient_quarantine.seeding import random_v_seed
 
-        cfg = self.cfg
-        k = cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else cfg.routing.k
+        cfg, r = self.cfg, self.cfg.routing
         norm = length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length)
-        token = cfg.routing.gate == "token"
-        kw = {"temperature": cfg.grpo.temperature, "batch_size": cfg.routing.pair_batch}
-        masses = (None, None)
-        if token:  # the per-token band needs each side's token mass sum_t ||G_t|| (same single backward)
-            hs, cs = pair_side_token_stats(self.model, self.adapter, self.tok, self.pairs, norm, **kw)
-            hack_g, clean_g, masses = hs.grads, cs.grads, (hs.mass, cs.mass)
-        else:
-            hack_g, clean_g = pair_side_grads(self.model, self.adapter, self.tok, self.pairs, norm, **kw)
-        kind = "placebo" if cfg.routing.direction == "placebo" else "v_grad"
-        direction = direction_from_grads(hack_g, clean_g, k, kind)
-        if cfg.routing.direction == "random":
+        recipe = DetectorRecipe(
+            k=cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else r.k,
+            length_norm=norm,
+            temperature=cfg.grpo.temperature,
+            batch_size=r.pair_batch,
+            granularity=r.gate,
+            kind="placebo" if r.direction == "placebo" else "v_grad",
+            direction="random" if r.direction == "random" else "real",
             # fixed Haar-random span (same seed every refresh), per-module norms follow the real direction
-            direction = random_direction_like(direction, seed=random_v_seed(cfg.seed))
-        orth = None
-        if cfg.routing.solve_orth:  # docs/design.md §7: remove v_grad's projection on a solve direction before the band
-            orth = self._solve_orth(norm)
-            direction = orth(direction)
-        direction.meta.update({"n_pairs": len(self.pairs), "length_norm": norm})
-        band = calibrate_band(*side_scores(direction, hack_g, clean_g, *masses), granularity=cfg.routing.gate)
-        if cfg.routing.direction != "random":
-            band.loo_separation = leave_one_out_separation(
-                hack_g, clean_g, k, transform=orth, hack_mass=masses[0], clean_mass=masses[1]
-            )
+            random_seed=random_v_seed(cfg.seed) if r.direction == "random" else None,
+            # docs/design.md §7: remove v_grad's projection on a solve direction before the band (and per LOO fold)
+            transform=self._solve_orth(norm) if r.solve_orth else None,
+        )
+        det = build_detector(self.model, self.adapter, self.tok, self.pairs, recipe)
         if not self.matched_control:  # a matched control's gate is not the band's: no gauge of it on pairs
-            self._gate_on_pairs(direction, band, norm)
-        return direction, band
+            self._gate_on_pairs(det.direction, det.band, norm)
+        return det.direction, det.band
 
     def _solve_orth(self, length_norm: str) -> Callable:
         """Extract the solve direction on the current policy and return `direction -> orthogonalize(direction,
@@ -272,9 +271,9 @@ class RunSetup:
         from gradient_quarantine.routing.orthogonalize import orthogonalize, solve_direction
 
         cfg = self.cfg
-        pairs = self.solve_pairs()
-        solve = solve_direction(self.model, self.adapter, self.tok, pairs, cfg.routing.k, length_norm, cfg.grpo.temperature)
-        solve.meta.update({"n_pairs": len(pairs), "length_norm": length_norm})
+        pairs = self.solve_pairs()  # solve_direction records n_pairs and length_norm in solve.meta
+        kw = {"k": cfg.routing.k, "length_norm": length_norm, "temperature": cfg.grpo.temperature}
+        solve = solve_direction(self.model, self.adapter, self.tok, pairs, **kw)
         return functools.partial(orthogonalize, solve=solve)
 
     def _gate_on_pairs(self, direction, band, norm: str) -> None:
@@ -285,7 +284,8 @@ class RunSetup:
         from gradient_quarantine.routing.band import gate
         from gradient_quarantine.routing.direction import pair_gates
 
-        kw = {"length_norm": norm, "temperature": self.cfg.grpo.temperature, "batch_size": self.cfg.routing.pair_batch}
+        cfg = self.cfg
+        kw = {"length_norm": norm, "temperature": cfg.grpo.temperature, "batch_size": cfg.routing.pair_batch}
         if band.granularity == "rollout":
             fh, fc = gate(torch.tensor(band.hack_cos), band), gate(torch.tensor(band.clean_cos), band)
         else:

@@ -1,4 +1,9 @@
-"""Build `problems.jsonl` from the definitions in `defs_*.py`.
+"""Build the built-in sets' jsonl files from the definitions in `defs_*.py`.
+
+Every `defs_*.py` module names the set it belongs to with a module-level `SET` (default "builtin"): sets A and B
+(`defs_a.py`, `defs_b.py`) are `builtin` and build to `problems.jsonl`; set C (`defs_c.py`, problem families)
+is `builtin_c` and builds to `problems_c.jsonl` (`substrate/problems.py` BUILTIN_FILES; `builtin_all` loads both).
+Ids are unique over all sets.
 
 A definition is a dict:
     id         unique snake_case id ("sum_of_digits")
@@ -8,6 +13,8 @@ A definition is a dict:
                are built from it and the embedded model must be able to imitate it)
     tests      >= 10 keyword-argument dicts; the first 3 are the visible examples shown in the prompt
     constraints  optional list of strings
+    family     optional: the problem's family (set C: "c_digits"); written to the row as `family`, which the
+               public-schema loader ignores (`substrate.problems.family_of` reads the family from the id)
 
 Expected outputs are computed here by running the canonical solution, so a definition cannot disagree with
 its own tests. Only plain data (int, str, bool, None, lists/tuples/dicts of those) is allowed as input or
@@ -26,9 +33,11 @@ from pathlib import Path
 
 from gradient_quarantine.io import atomic_write_text
 from gradient_quarantine.substrate.builtin.setup_code import SETUP_CODE
+from gradient_quarantine.substrate.problems import BUILTIN_FILES
 
 HERE = Path(__file__).parent
-OUT = HERE / "problems.jsonl"
+DEFAULT_SET = "builtin"
+OUT = HERE / BUILTIN_FILES[DEFAULT_SET]  # the `builtin` set (A + B); `out_path(name)` for any set
 MIN_TESTS = 10
 N_VISIBLE = 3
 _PLAIN = (int, str, bool, type(None))
@@ -79,7 +88,7 @@ def build_row(d: dict) -> dict:
     if d.get("constraints"):
         question += "\nConstraints:\n\n" + "\n".join(d["constraints"]) + "\n"
     starter = f"class Solution:\n    {d['signature']}\n        "
-    return {
+    row = {
         "id": pid,
         "question": question,
         "gt_answer": asserts,
@@ -89,25 +98,47 @@ def build_row(d: dict) -> dict:
         "prompt_metadata": {"starter_code": starter},
         "difficulty": "easy",
     }
+    if d.get("family"):
+        row["family"] = d["family"]
+    return row
 
 
-def load_definitions() -> list[dict]:
-    defs: list[dict] = []
+def out_path(set_name: str = DEFAULT_SET) -> Path:
+    """The jsonl file a built-in set builds to."""
+    if set_name not in BUILTIN_FILES:
+        raise ValueError(f"unknown built-in set {set_name!r}; sets with definitions: {sorted(BUILTIN_FILES)}")
+    return HERE / BUILTIN_FILES[set_name]
+
+
+def _all_definitions() -> dict[str, list[dict]]:
+    """{set name: its definitions}, over every `defs_*.py` (in module-name order); ids unique over all sets."""
+    by_set: dict[str, list[dict]] = {name: [] for name in BUILTIN_FILES}
     for info in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda m: m.name):
         if info.name.startswith("defs_"):
             module = importlib.import_module(f"{__package__}.{info.name}")
-            defs.extend(module.PROBLEMS)
-    ids = [d["id"] for d in defs]
+            set_name = getattr(module, "SET", DEFAULT_SET)
+            if set_name not in by_set:
+                raise ValueError(f"{info.name}.SET={set_name!r} is no built-in set: {sorted(BUILTIN_FILES)}")
+            by_set[set_name].extend(module.PROBLEMS)
+    ids = [d["id"] for defs in by_set.values() for d in defs]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
         raise ValueError(f"duplicate problem ids: {sorted(dupes)}")
-    return defs
+    return by_set
+
+
+def load_definitions(set_name: str = DEFAULT_SET) -> list[dict]:
+    """The definitions of one built-in set (default `builtin`: sets A and B, what `problems.jsonl` holds)."""
+    out_path(set_name)  # a clear error for an unknown set
+    return _all_definitions()[set_name]
 
 
 def main() -> None:
-    rows = [build_row(d) for d in load_definitions()]
-    atomic_write_text(OUT, "".join(json.dumps(r) + "\n" for r in rows))
-    print(f"wrote {len(rows)} problems to {OUT}")
+    for set_name, defs in _all_definitions().items():
+        rows = [build_row(d) for d in defs]
+        path = out_path(set_name)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        print(f"wrote {len(rows)} problems ({set_name}) to {path}")
 
 
 if __name__ == "__main__":
