@@ -256,3 +256,50 @@ def test_the_extraction_check_fires():
     )
     assert EXTRACTION_STEPS <= _called_names(by_hand)
     assert not EXTRACTION_STEPS <= _called_names("from x import direction_from_grads, calibrate_band\n")
+
+
+def test_differing_spans_keep_what_the_two_sides_do_not_share():
+    """Token spans between the common prefix and suffix; a side that is the other plus an insertion keeps the
+    position where the predictions part; identical sides are refused."""
+    from gradient_quarantine.model.loading import build_tiny_tokenizer
+    from gradient_quarantine.routing.pairs import completion_ids, differing_spans
+
+    tok = build_tiny_tokenizer()
+    clean = "def f(x):\n    return x + 1\n"
+    hack = "def f(x):\n    raise SystemExit(0)\n    return x + 1\n"
+    (hlo, hhi), (clo, chi) = differing_spans(tok, hack, clean)
+    th, tc = completion_ids(tok, hack), completion_ids(tok, clean)
+    assert hlo == clo and th[:hlo] == tc[:clo]  # the common prefix is left out of both
+    suffix = len(th) - hhi
+    assert suffix > 0 and th[hhi:] == tc[len(tc) - suffix :]  # so is the common suffix
+    assert "SystemExit" in tok.decode(th[hlo:hhi]) and "SystemExit" not in tok.decode(th[:hlo] + th[hhi:])
+    assert (clo, chi) == (hlo, hlo + 1)  # the clean side is the hack minus an insertion: where they part
+    with pytest.raises(ValueError, match="same tokens"):
+        differing_spans(tok, clean, clean)
+
+
+def test_differing_pair_tokens_scores_only_those_tokens(tiny_model_and_tokenizer):
+    """`pair_tokens="differing"`: each side's gradient is the gradient of l(y) over its differing tokens alone
+    (the encode mask holds exactly them), and it differs from the whole-completion recipe."""
+    from gradient_quarantine.model.svd_adapter import AdapterConfig, attach_svd_adapter
+    from gradient_quarantine.routing.detector import DetectorRecipe, measure_pair_sides
+    from gradient_quarantine.routing.pairs import Pair, differing_spans, sequence_logprob_grads
+
+    model, tok = tiny_model_and_tokenizer
+    adapter = attach_svd_adapter(model, AdapterConfig(rank=4, knob_rank=2))
+    prompt = [{"role": "user", "content": "add one"}]
+    pairs = [Pair(prompt, "return x + 1", "raise SystemExit(0)\nreturn x + 1"),
+             Pair(prompt, "return x * 2", "return x * 2  # sys.exit(0)")]  # fmt: skip
+    recipe = DetectorRecipe(pair_tokens="differing")
+    sides = measure_pair_sides(model, adapter, tok, pairs, recipe)
+    spans = [differing_spans(tok, p.hack, p.clean) for p in pairs]
+    keep = [h for h, _ in spans] + [c for _, c in spans]
+    ref = sequence_logprob_grads(model, adapter, tok, [p.prompt for p in pairs] * 2,
+                                 [p.hack for p in pairs] + [p.clean for p in pairs], keep=keep)  # fmt: skip
+    whole = measure_pair_sides(model, adapter, tok, pairs, DetectorRecipe())
+    for m in sides.hack:
+        torch.testing.assert_close(sides.hack[m], ref[m][:2])
+        torch.testing.assert_close(sides.clean[m], ref[m][2:])
+    assert any(not torch.allclose(sides.hack[m], whole.hack[m]) for m in sides.hack)
+    with pytest.raises(ValueError, match="pair_tokens"):
+        DetectorRecipe(pair_tokens="some")

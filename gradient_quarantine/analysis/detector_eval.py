@@ -143,26 +143,17 @@ def run_recipe(cfg: TrainConfig, overrides: Mapping[str, Any] | None = None) -> 
     """The `DetectorRecipe` `RunSetup.extract_direction` makes of `cfg`, without its `transform` (the solve
     direction of `routing.solve_orth` needs the policy: `evaluate_detector` adds it), with `overrides` applied.
     `direction="random"` without a `random_seed` gets the run's random-V seed; `direction="real"` drops it."""
-    from gradient_quarantine.routing.detector import DetectorRecipe
-    from gradient_quarantine.routing.pairs import length_norm_for_loss_type
-    from gradient_quarantine.seeding import random_v_seed
+    import dataclasses
 
-    r = cfg.routing
-    base = {
-        "k": cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else r.k,
-        "length_norm": length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length),
-        "temperature": cfg.grpo.temperature,
-        "batch_size": r.pair_batch,
-        "granularity": r.gate,
-        "kind": "placebo" if r.direction == "placebo" else "v_grad",
-        "direction": "random" if r.direction == "random" else "real",
-        "random_seed": random_v_seed(cfg.seed) if r.direction == "random" else None,
-    }
+    from gradient_quarantine.seeding import random_v_seed
+    from gradient_quarantine.train.run_setup import detector_recipe
+
+    base = detector_recipe(cfg)
     over = dict(overrides or {})
     if "random_seed" not in over and "direction" in over:
         over["random_seed"] = random_v_seed(cfg.seed) if over["direction"] == "random" else None
     try:
-        return DetectorRecipe(**{**base, **over})
+        return dataclasses.replace(base, **over)
     except ValueError as e:
         raise DetectorEvalError(f"{e} (from --recipe-option)") from None
 

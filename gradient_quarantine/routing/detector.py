@@ -54,6 +54,8 @@ from gradient_quarantine.routing.pairs import LengthNorm, Pair
 # what the pairs are: hack/clean, clean/clean, correct/incorrect (random-V is `direction`, not a kind)
 RECIPE_KINDS = ("v_grad", "placebo", "solve")
 RECIPE_DIRECTIONS = ("real", "random")
+# which tokens of a pair side its gradient is taken over: all of the completion, or where the two sides differ
+PAIR_TOKENS = ("all", "differing")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class DetectorRecipe:
     `transform`: optional `Direction -> Direction` applied before the band and inside each leave-one-out fold
       (e.g. `functools.partial(orthogonalize.orthogonalize, solve=...)`), so the band and the gauge describe
       the direction actually in force.
+    `pair_tokens`: `"all"` (each side's `l(y)` over its whole completion) or `"differing"` (over the tokens between
+      the two sides' common token prefix and suffix, `pairs.differing_spans`; the rest is context): the
+      difference of a hack and its clean twin is then the hack's own tokens, not the shared code around them.
+      The live gate still scores whole rollouts.
     """
 
     k: int = 1
@@ -86,6 +92,7 @@ class DetectorRecipe:
     direction: str = "real"
     random_seed: int | None = None
     transform: Callable[[Direction], Direction] | None = None
+    pair_tokens: str = "all"
 
     def __post_init__(self) -> None:
         if not _is_int(self.k) or self.k < 1:
@@ -118,6 +125,8 @@ class DetectorRecipe:
                 f"DetectorRecipe.random_seed={self.random_seed!r} is only read with direction='random'; "
                 "leave it None for a real direction"
             )
+        if self.pair_tokens not in PAIR_TOKENS:
+            raise ValueError(f"DetectorRecipe.pair_tokens={self.pair_tokens!r}: one of {PAIR_TOKENS}")
         if self.transform is not None and not callable(self.transform):
             raise ValueError(
                 f"DetectorRecipe.transform={self.transform!r}: must be a callable Direction -> Direction"
@@ -200,12 +209,13 @@ def measure_pair_sides(
     """The pairs' side gradients (and token masses for `granularity="token"`), from one batched backward over the
     2n sides, oriented for `recipe.kind` (module docstring)."""
     args = (model, adapter, tokenizer, pairs, recipe.norm, recipe.temperature, recipe.batch_size)
+    differing = {"differing_only": recipe.pair_tokens == "differing"}
     swap = recipe.kind == "solve"  # the direction points towards the correct side, kept in the `clean` slot
     if recipe.granularity == "token":  # the per-token band also needs each side's token mass (same backward)
-        hs, cs = pair_side_token_stats(*args)
+        hs, cs = pair_side_token_stats(*args, **differing)
         pos, neg = (cs, hs) if swap else (hs, cs)
         return PairSides(pos.grads, neg.grads, pos.mass, neg.mass)
-    hack_g, clean_g = pair_side_grads(*args)
+    hack_g, clean_g = pair_side_grads(*args, **differing)
     pos_g, neg_g = (clean_g, hack_g) if swap else (hack_g, clean_g)
     return PairSides(pos_g, neg_g)
 

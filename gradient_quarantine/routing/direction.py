@@ -59,6 +59,7 @@ from gradient_quarantine.routing.pairs import (
     LengthNorm,
     Pair,
     TokenStats,
+    differing_spans,
     sequence_logprob_grads,
     sequence_token_stats,
 )
@@ -200,8 +201,10 @@ def pair_side_grads(
     length_norm: str | LengthNorm = "sequence_mean",
     temperature: float = 1.0,
     batch_size: int | None = None,
+    differing_only: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """`(grad l(hack_i), grad l(clean_i))`, each `{m: (n, R)}`, from one batched backward over the 2n sides."""
+    """`(grad l(hack_i), grad l(clean_i))`, each `{m: (n, R)}`, from one batched backward over the 2n sides.
+    `differing_only`: each side's `l` over the tokens where the two sides differ (`pairs.differing_spans`)."""
     if not pairs:
         raise ValueError("empty pair set")
     n = len(pairs)
@@ -216,6 +219,7 @@ def pair_side_grads(
         length_norm,
         temperature=temperature,
         batch_size=batch_size,
+        keep=_differing_keep(tokenizer, pairs) if differing_only else None,
     )
     return {m: g[:n] for m, g in grads.items()}, {m: g[n:] for m, g in grads.items()}
 
@@ -229,6 +233,7 @@ def pair_side_token_stats(
     temperature: float = 1.0,
     batch_size: int | None = None,
     v_hat: Mapping[str, torch.Tensor] | None = None,
+    differing_only: bool = False,
 ) -> tuple[TokenStats, TokenStats]:
     """`pair_side_grads` with per-position statistics (`pairs.TokenStats`): `(hack sides, clean sides)`."""
     if not pairs:
@@ -237,6 +242,7 @@ def pair_side_token_stats(
     st = sequence_token_stats(
         model, adapter, tokenizer, [p.prompt for p in pairs] * 2, [p.hack for p in pairs] + [p.clean for p in pairs],
         length_norm, temperature=temperature, batch_size=batch_size, v_hat=v_hat,
+        keep=_differing_keep(tokenizer, pairs) if differing_only else None,
     )  # fmt: skip
 
     def half(sl: slice) -> TokenStats:
@@ -246,6 +252,12 @@ def pair_side_token_stats(
         )  # fmt: skip
 
     return half(slice(0, n)), half(slice(n, 2 * n))
+
+
+def _differing_keep(tokenizer, pairs: Sequence[Pair]) -> list[tuple[int, int]]:
+    """`keep` spans for the 2n sides in `pair_side_grads` order (hacks, then cleans)."""
+    spans = [differing_spans(tokenizer, p.hack, p.clean) for p in pairs]
+    return [h for h, _ in spans] + [c for _, c in spans]
 
 
 def pair_gates(

@@ -123,7 +123,11 @@ def length_norm_for_loss_type(loss_type: str, max_completion_length: int | None 
 
 
 def encode_batch(
-    tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], append_eos: bool = True
+    tokenizer,
+    prompts: Sequence[list[dict]],
+    completions: Sequence[str],
+    append_eos: bool = True,
+    keep: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tokenise prompt + completion rows the way GRPO sees them; right-padded.
 
@@ -133,7 +137,11 @@ def encode_batch(
     position ids are needed and padding (after the last real token) influences no real token.
 
     Returns `input_ids` (N, T), `attention_mask` (N, T) and `completion_mask` (N, T) (1 on completion tokens).
+    `keep`: per row, the `[lo, hi)` range of completion tokens (EOS included) the mask keeps (`differing_spans`);
+    the rest of the completion is context only, as the prompt is.
     """
+    if keep is not None and len(keep) != len(completions):
+        raise ValueError(f"{len(keep)} keep spans for {len(completions)} completions")
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     if len(prompts) == 0:
@@ -157,8 +165,38 @@ def encode_batch(
         L = len(p_ids) + len(c_ids)
         input_ids[n, :L] = torch.tensor(p_ids + c_ids)
         attention_mask[n, :L] = 1
-        completion_mask[n, len(p_ids) : L] = 1
+        lo, hi = (0, len(c_ids)) if keep is None else keep[n]
+        if not 0 <= lo < hi <= len(c_ids):
+            raise ValueError(f"keep span {(lo, hi)} outside the completion's {len(c_ids)} tokens (row {n})")
+        completion_mask[n, len(p_ids) + lo : len(p_ids) + hi] = 1
     return input_ids, attention_mask, completion_mask
+
+
+def completion_ids(tokenizer, completion: str, append_eos: bool = True) -> list[int]:
+    """A completion's token ids as `encode_batch` scores them (EOS appended)."""
+    ids = tokenizer(completion, add_special_tokens=False).input_ids
+    return ids + [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else ids
+
+
+def differing_spans(tokenizer, a: str, b: str, append_eos: bool = True) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where two completions of one prompt differ, in completion tokens: each side's `[lo, hi)` between their
+    common token prefix and common token suffix. A side with nothing of its own (the other is it plus inserted
+    text) keeps its first position after the prefix, where the two sides' next-token predictions part."""
+    ta, tb = completion_ids(tokenizer, a, append_eos), completion_ids(tokenizer, b, append_eos)
+    pre = 0
+    while pre < min(len(ta), len(tb)) and ta[pre] == tb[pre]:
+        pre += 1
+    suf = 0
+    while suf < min(len(ta), len(tb)) - pre and ta[-1 - suf] == tb[-1 - suf]:
+        suf += 1
+    if pre == len(ta) == len(tb):
+        raise ValueError("the two completions are the same tokens: nothing differs")
+
+    def span(n: int) -> tuple[int, int]:
+        lo = min(pre, n - 1)
+        return lo, max(n - suf, lo + 1)
+
+    return span(len(ta)), span(len(tb))
 
 
 def sequence_logprob_grads(
@@ -171,6 +209,7 @@ def sequence_logprob_grads(
     temperature: float = 1.0,
     batch_size: int | None = None,
     append_eos: bool = True,
+    keep: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-sequence `grad l(y_n)` in capture coordinates: `{module_name: (N, R)}` float32, on the model's device.
 
@@ -179,14 +218,17 @@ def sequence_logprob_grads(
     `GradCapture` returns is exactly each sequence's own gradient. `temperature` divides the logits as TRL
     does with its sampling temperature, so the log-probs are the ones the live loss differentiates.
 
-    The adapter's `.grad` fields are left as they were (extraction may run in the middle of an accumulation).
+    `keep` (`encode_batch`): score only these completion tokens of each row (the rest is context), the length
+    normalisation over the kept tokens. The adapter's `.grad` fields are left as they were (extraction may run in
+    the middle of an accumulation).
     The model's train/eval state is kept; the caller chooses the adapter state (e.g. knob on, as in training).
     """
     chunks: list[dict[str, torch.Tensor]] = []
     with _grads_kept(adapter):
         for cap, _ in _backward_chunks(
-            model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos
-        ):
+            model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
+            keep=keep,
+        ):  # fmt: skip
             chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
     return {name: torch.cat([c[name] for c in chunks], 0) for name in chunks[0]}
 
@@ -218,6 +260,7 @@ def sequence_token_stats(
     batch_size: int | None = None,
     v_hat: Mapping[str, torch.Tensor] | None = None,
     append_eos: bool = True,
+    keep: Sequence[tuple[int, int]] | None = None,
 ) -> TokenStats:
     """`sequence_logprob_grads` plus per-position statistics (`TokenStats`), from the same single backward with a
     per-token capture: its memory is the live per-token gate's (B x T x 2R floats per module for `batch_size`
@@ -233,7 +276,7 @@ def sequence_token_stats(
     with _grads_kept(adapter):
         for cap, att in _backward_chunks(
             model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
-            per_token=True,
+            per_token=True, keep=keep,
         ):  # fmt: skip
             chunks.append({name: g.detach().float() for name, g in cap.per_rollout.items()})
             sq = dot = None
@@ -272,7 +315,7 @@ def _grads_kept(adapter) -> Iterator[None]:
 
 def _backward_chunks(
     model, adapter, tokenizer, prompts, completions, length_norm, temperature, batch_size, append_eos,
-    per_token: bool = False,
+    per_token: bool = False, keep: Sequence[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[GradCapture, torch.Tensor]]:
     """One forward + backward of `sum_n l(y_n)` per chunk of `batch_size` sequences; yields each chunk's capture
     (after its backward) and attention mask (n, T)."""
@@ -281,7 +324,7 @@ def _backward_chunks(
     norm = LengthNorm.parse(length_norm)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    input_ids, attention_mask, completion_mask = encode_batch(tokenizer, prompts, completions, append_eos)
+    input_ids, attention_mask, completion_mask = encode_batch(tokenizer, prompts, completions, append_eos, keep)
     device = next(model.parameters()).device
     N = input_ids.shape[0]
     step = N if batch_size is None else max(1, int(batch_size))

@@ -268,6 +268,13 @@ class RoutingSection(_Section):
     unmatched_ok: bool = Field(
         False, description="allow a random/placebo direction without frout matching (its band routes ~nothing)"
     )
+    pair_tokens: Literal["all", "differing"] = Field(
+        "all",
+        description="pair sides' gradients over the whole completion ('all') or over the tokens where the two sides "
+        "differ ('differing': between their common token prefix and suffix; routing/detector.py)",
+    )
+    # New fields left out of config_hash at their defaults, so every earlier run keeps its hash (resume checks it).
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"pair_tokens": "all"}
     solve_orth: bool = Field(
         False,
         description="remove v_grad's projection on a solve direction (from correct/incorrect pairs) before the band "
@@ -596,9 +603,10 @@ class TrainConfig(_Section):
         for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to", "malloc"):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
-        for key, default in DataSection.HASH_OMIT_AT_DEFAULT.items():  # so hashes of earlier runs still match
-            if d["data"].get(key) == default:
-                d["data"].pop(key)
+        for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT)):
+            for key, default in omit.items():  # so hashes of earlier runs still match
+                if d[section].get(key) == default:
+                    d[section].pop(key)
         if not d["grader"]:
             d.pop("grader")  # so hashes of runs from before the section existed still match
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))

@@ -25,6 +25,7 @@ run directory recorded) before the first step; the trainer and the loop (train/r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -234,35 +235,19 @@ class RunSetup:
     def extract_direction(self):
         """v_grad (or its control) and the band, on the current policy, from the pair set.
 
-        Wiring only: the config becomes a `routing.detector.DetectorRecipe` and `routing.detector.build_detector`
-        does the extraction: k (`adapter.knob_rank` for a `vgrad_span` knob, else `routing.k`), the length
-        normalisation of `grpo.loss_type`, `grpo.temperature`, `routing.pair_batch`, `routing.gate` (token: the
-        per-token gate's band, on the sides' token-mass-weighted mean token cosines), `routing.direction` (placebo
-        pairs, or random-V seeded by `seeding.random_v_seed`), and with `routing.solve_orth` the
-        solve-orthogonalisation as the recipe's transform (`_solve_orth`). Arms gated by the band (not frout-matched
-        controls) also get the gate on the pairs, in sample and held out (`_gate_on_pairs`)."""
-        from gradient_quarantine.routing.detector import DetectorRecipe, build_detector
-        from gradient_quarantine.routing.pairs import length_norm_for_loss_type
-        from gradient_quarantine.seeding import random_v_seed
+        Wiring only: the config becomes a recipe (`detector_recipe`) and `routing.detector.build_detector` does the
+        extraction, with `routing.solve_orth`'s solve-orthogonalisation as the recipe's transform (`_solve_orth`).
+        Arms gated by the band (not frout-matched controls) also get the gate on the pairs, in sample and held out
+        (`_gate_on_pairs`)."""
+        from gradient_quarantine.routing.detector import build_detector
 
-        cfg, r = self.cfg, self.cfg.routing
-        norm = length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length)
-        recipe = DetectorRecipe(
-            k=cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else r.k,
-            length_norm=norm,
-            temperature=cfg.grpo.temperature,
-            batch_size=r.pair_batch,
-            granularity=r.gate,
-            kind="placebo" if r.direction == "placebo" else "v_grad",
-            direction="random" if r.direction == "random" else "real",
-            # fixed Haar-random span (same seed every refresh), per-module norms follow the real direction
-            random_seed=random_v_seed(cfg.seed) if r.direction == "random" else None,
+        recipe = detector_recipe(self.cfg)
+        if self.cfg.routing.solve_orth:
             # docs/design.md §7: remove v_grad's projection on a solve direction before the band (and per LOO fold)
-            transform=self._solve_orth(norm) if r.solve_orth else None,
-        )
+            recipe = dataclasses.replace(recipe, transform=self._solve_orth(str(recipe.length_norm)))
         det = build_detector(self.model, self.adapter, self.tok, self.pairs, recipe)
         if not self.matched_control:  # a matched control's gate is not the band's: no gauge of it on pairs
-            self._gate_on_pairs(det.direction, det.band, norm)
+            self._gate_on_pairs(det.direction, det.band, str(recipe.length_norm))
         return det.direction, det.band
 
     def _solve_orth(self, length_norm: str) -> Callable:
@@ -334,6 +319,31 @@ class RunSetup:
 
 # ==========================================================================================================
 # the intervention
+
+
+def detector_recipe(cfg: TrainConfig):
+    """The `routing.detector.DetectorRecipe` a run's config asks for (without `routing.solve_orth`'s transform,
+    which needs the policy: `RunSetup.extract_direction` adds it): k (`adapter.knob_rank` for a `vgrad_span`
+    knob, else `routing.k`), the length normalisation of `grpo.loss_type`, `grpo.temperature`,
+    `routing.pair_batch`, `routing.gate` (token: the per-token gate's band, on the sides' token-mass-weighted mean
+    token cosines), `routing.direction` (placebo pairs, or random-V seeded by `seeding.random_v_seed`: the same
+    Haar-random span at every refresh), `routing.pair_tokens`. Training and `gq detector eval` both read it."""
+    from gradient_quarantine.routing.detector import DetectorRecipe
+    from gradient_quarantine.routing.pairs import length_norm_for_loss_type
+    from gradient_quarantine.seeding import random_v_seed
+
+    r = cfg.routing
+    return DetectorRecipe(
+        k=cfg.adapter.knob_rank if cfg.adapter.knob == "vgrad_span" else r.k,
+        length_norm=length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length),
+        temperature=cfg.grpo.temperature,
+        batch_size=r.pair_batch,
+        granularity=r.gate,
+        kind="placebo" if r.direction == "placebo" else "v_grad",
+        direction="random" if r.direction == "random" else "real",
+        random_seed=random_v_seed(cfg.seed) if r.direction == "random" else None,
+        pair_tokens=r.pair_tokens,
+    )
 
 
 def intervention_class(cfg: TrainConfig) -> type[Intervention]:
