@@ -266,3 +266,25 @@ def test_tpr_at_fpr_and_recipe_options_by_hand():
     for bad in (["k=two"], ["transform=x"], ["k"]):
         with pytest.raises(DetectorEvalError):
             parse_recipe_options(bad)
+
+
+def test_activation_signal_scores_each_row_by_its_mean_state(labelled, tmp_path):
+    """`signal=activation`: the detector is a residual-stream direction from the pair sides (routing/activation.py)
+    and each row's score is its own centred mean completion state projected on it, recomputed here by hand."""
+    from gradient_quarantine.analysis.detector_eval import evaluate_detector
+    from gradient_quarantine.routing.activation import activation_scores, mean_completion_states
+
+    out = tmp_path / "det.json"
+    res = CliRunner().invoke(app, ["detector", "eval", str(labelled), "-r", "signal=activation", "-r", "layer=1",
+                                   "--out", str(out), "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["detector"]["kind"] == "activation" and r["detector"]["layer"] == 1
+    assert r["recipe"]["signal"] == "activation" and 0.0 <= r["overall"]["auc"] <= 1.0
+    ev = evaluate_detector([labelled], recipe_options={"signal": "activation", "layer": 1}, progress=False)
+    ad = ev.detector.activation
+    assert abs(float(ad.v_hat.norm()) - 1.0) < 1e-5 and ev.detector.direction is None
+    row = ev.rows[0]
+    states = mean_completion_states(ev.setup.model, ev.setup.tok, [row.messages()], [row.completion], layer=1)
+    assert abs(float(activation_scores(states, ad)[0]) - ev.result["rows"][0]["score"]) < 1e-4
+    assert [x["score"] for x in ev.result["rows"]] == [x["score"] for x in r["rows"]]  # deterministic

@@ -410,6 +410,39 @@ def score_completions(
     return scores, gates
 
 
+def score_activations(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[dict]],
+    completions: Sequence[str],
+    activation: Any,
+    band: Band,
+    *,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> tuple[list[float], list[float]]:
+    """`(scores, gates)` of `signal="activation"`: each completion's mean state at the direction's layer, centred
+    and projected (`routing.activation.activation_scores`), and `gate(score, band)`. Forward only."""
+    from tqdm.auto import tqdm
+
+    from gradient_quarantine.routing.activation import activation_scores, mean_completion_states
+    from gradient_quarantine.routing.band import gate
+
+    n = len(completions)
+    order = sorted(range(n), key=lambda i: sum(len(m["content"]) for m in prompts[i]) + len(completions[i]))
+    step = max(1, int(batch_size))
+    scores, gates = [math.nan] * n, [math.nan] * n
+    for lo in tqdm(range(0, n, step), desc="scoring", unit="batch", disable=not progress):
+        idx = order[lo : lo + step]
+        states = mean_completion_states(model, tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx],
+                                        activation.layer)  # fmt: skip
+        s = activation_scores(states, activation)
+        f = gate(s, band)
+        for j, i in enumerate(idx):
+            scores[i], gates[i] = float(s[j]), float(f[j])
+    return scores, gates
+
+
 # ==========================================================================================================
 # the bench
 
@@ -533,11 +566,16 @@ def evaluate_detector(
 
     say(f"scoring {len(rows)} distinct completions ({sum(r.hack for r in rows)} hacks)")
     t_score = time.perf_counter()
-    scores, gates = score_completions(
-        setup.model, setup.adapter, setup.tok, [r.messages() for r in rows], [r.completion for r in rows],
-        det.direction, det.band, length_norm=str(recipe.norm), temperature=recipe.temperature,
-        batch_size=batch_size, progress=progress,
-    )  # fmt: skip
+    prompts, completions = [r.messages() for r in rows], [r.completion for r in rows]
+    if det.activation is not None:
+        scores, gates = score_activations(setup.model, setup.tok, prompts, completions, det.activation, det.band,
+                                          batch_size=batch_size, progress=progress)  # fmt: skip
+    else:
+        scores, gates = score_completions(
+            setup.model, setup.adapter, setup.tok, prompts, completions,
+            det.direction, det.band, length_norm=str(recipe.norm), temperature=recipe.temperature,
+            batch_size=batch_size, progress=progress,
+        )  # fmt: skip
     score_s = time.perf_counter() - t_score
 
     split_modes = modes if set(modes) != set(MODE_NAMES) else None
@@ -552,7 +590,8 @@ def evaluate_detector(
         "recipe_options": overrides,
         "detector": {
             "pair_modes": modes, "pair_modes_source": source, "n_pairs": det.n_pairs,
-            "pairs": eval_cfg.routing.pairs, "kind": det.direction.kind, "granularity": band.granularity,
+            "pairs": eval_cfg.routing.pairs, "kind": det.direction.kind if det.direction is not None else "activation",
+            "layer": det.activation.layer if det.activation is not None else None, "granularity": band.granularity,
             "band_lower": band.lower, "band_upper": band.upper, "band_width": band.width,
             "loo_separation": band.loo_separation,
             # a frout-matched control's live gate was not the band's; the gate here is the band's

@@ -40,6 +40,14 @@ from dataclasses import dataclass
 
 import torch
 
+from gradient_quarantine.routing.activation import (
+    ActivationDirection,
+    activation_direction,
+    activation_loo_separation,
+    activation_scores,
+    default_layer,
+    mean_completion_states,
+)
 from gradient_quarantine.routing.band import GRANULARITIES, Band, calibrate_band
 from gradient_quarantine.routing.direction import (
     Direction,
@@ -49,13 +57,15 @@ from gradient_quarantine.routing.direction import (
     random_direction_like,
     side_scores,
 )
-from gradient_quarantine.routing.pairs import LengthNorm, Pair
+from gradient_quarantine.routing.pairs import LengthNorm, Pair, differing_spans
 
 # what the pairs are: hack/clean, clean/clean, correct/incorrect (random-V is `direction`, not a kind)
 RECIPE_KINDS = ("v_grad", "placebo", "solve")
 RECIPE_DIRECTIONS = ("real", "random")
 # which tokens of a pair side its gradient is taken over: all of the completion, or where the two sides differ
 PAIR_TOKENS = ("all", "differing")
+# what a completion is scored on: its gradient (the live gate's signal) or its mean activation (routing/activation.py)
+SIGNALS = ("gradient", "activation")
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,10 @@ class DetectorRecipe:
       the two sides' common token prefix and suffix, `pairs.differing_spans`; the rest is context): the
       difference of a hack and its clean twin is then the hack's own tokens, not the shared code around them.
       The live gate still scores whole rollouts.
+    `signal`: `"gradient"` (`v_grad`, what the live gate scores) or `"activation"` (a direction in the residual
+      stream at decoder layer `layer`, default the middle one, from the pair sides' mean completion states:
+      routing/activation.py; offline only, `gq detector eval`, not wired into the live gate). `k`, `granularity`,
+      `length_norm` and `temperature` do not apply to it.
     """
 
     k: int = 1
@@ -93,6 +107,8 @@ class DetectorRecipe:
     random_seed: int | None = None
     transform: Callable[[Direction], Direction] | None = None
     pair_tokens: str = "all"
+    signal: str = "gradient"
+    layer: int | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.k) or self.k < 1:
@@ -125,6 +141,13 @@ class DetectorRecipe:
                 f"DetectorRecipe.random_seed={self.random_seed!r} is only read with direction='random'; "
                 "leave it None for a real direction"
             )
+        if self.signal not in SIGNALS:
+            raise ValueError(f"DetectorRecipe.signal={self.signal!r}: one of {SIGNALS}")
+        if self.layer is not None and (not _is_int(self.layer) or self.layer < 0):
+            raise ValueError(f"DetectorRecipe.layer={self.layer!r}: None (the middle layer) or an int >= 0")
+        if self.signal == "activation" and (self.kind != "v_grad" or self.direction != "real" or self.transform):
+            raise ValueError("DetectorRecipe.signal='activation' is built from hack/clean pairs as is: kind='v_grad', "
+                             "direction='real', no transform")  # fmt: skip
         if self.pair_tokens not in PAIR_TOKENS:
             raise ValueError(f"DetectorRecipe.pair_tokens={self.pair_tokens!r}: one of {PAIR_TOKENS}")
         if self.transform is not None and not callable(self.transform):
@@ -173,14 +196,16 @@ class Detector:
     n_pairs), its `band` (per-pair scores, `loo_separation` filled for a real direction), the `sides` it was
     calibrated on (to score other directions on the same pass, e.g. random-V) and the `recipe`."""
 
-    direction: Direction
+    direction: Direction | None  # None for signal="activation"
     band: Band
-    sides: PairSides
+    sides: PairSides | None  # None for signal="activation"
     recipe: DetectorRecipe
+    activation: ActivationDirection | None = None  # signal="activation" only
+    pairs_n: int = 0
 
     @property
     def n_pairs(self) -> int:
-        return self.sides.n
+        return self.sides.n if self.sides is not None else self.pairs_n
 
     @property
     def width(self) -> float:
@@ -195,12 +220,35 @@ def build_detector(
     one batched backward over the pairs' sides (`measure_pair_sides`), then `detector_from_sides`."""
     if not isinstance(recipe, DetectorRecipe):
         raise TypeError(f"build_detector needs a DetectorRecipe, got {type(recipe).__name__}")
+    if recipe.signal == "activation":
+        return _activation_detector(model, tokenizer, pairs, recipe)
     sides = measure_pair_sides(model, adapter, tokenizer, pairs, recipe)
     det = detector_from_sides(sides, recipe)
     det.direction.meta.update(
         {"n_pairs": len(pairs), "length_norm": str(recipe.length_norm), "temperature": recipe.temperature}
     )
     return det
+
+
+def _activation_detector(model: torch.nn.Module, tokenizer, pairs: Sequence[Pair], recipe: DetectorRecipe) -> Detector:
+    """`signal="activation"`: the pair sides' mean completion states at `layer`, their difference and midpoint,
+    the band on the sides' scores, leave-one-pair-out separation (routing/activation.py)."""
+    if not pairs:
+        raise ValueError("empty pair set")
+    layer = recipe.layer if recipe.layer is not None else default_layer(model)
+    prompts = [p.prompt for p in pairs] * 2
+    completions = [p.hack for p in pairs] + [p.clean for p in pairs]
+    keep = None
+    if recipe.pair_tokens == "differing":
+        spans = [differing_spans(tokenizer, p.hack, p.clean) for p in pairs]
+        keep = [h for h, _ in spans] + [c for _, c in spans]
+    states = mean_completion_states(model, tokenizer, prompts, completions, layer, recipe.batch_size, keep)
+    n = len(pairs)
+    hs, cs = states[:n], states[n:]
+    ad = activation_direction(hs, cs, layer)
+    band = calibrate_band(activation_scores(hs, ad), activation_scores(cs, ad))
+    band.loo_separation = activation_loo_separation(hs, cs, layer)
+    return Detector(None, band, None, recipe, activation=ad, pairs_n=n)
 
 
 def measure_pair_sides(
