@@ -1,6 +1,6 @@
 """`gq report` on synthetic run directories with known numbers: the tables reproduce them, the SEM and the
 paired test match scipy, partial runs are listed (never dropped), fewer than 3 seeds is stated, and every
-artifact A1-A7 is written (PNG with its CSV, tables as MD + CSV).
+artifact A1-A8 is written (PNG with its CSV, tables as MD + CSV).
 
 The fixture generator below writes run directories exactly per docs/run_directory.md.
 """

@@ -289,6 +289,16 @@ def routing_gate(rep: Report) -> Section:
     return Section("R", "Routing diagnostics — mean gate per kind of training row", tg.to_markdown(), files)
 
 
+def a8_detector(rep: Report) -> Section:
+    """A8: the detector on the policy's own rollouts and the knob's capture, per gated run (labels read here)."""
+    from gradient_quarantine.analysis import tables as T
+
+    t8 = T.detector_table([r for r in rep.runs if r.config is not None], rep.labels)
+    files = t8.write(rep.out, "a8_detector")
+    return Section("A8", "A8 — the detector on the policy's own rollouts, and what the knob keeps", t8.to_markdown(),
+                   files)  # fmt: skip
+
+
 def own_hacking(rep: Report) -> Section:
     """Hacking the policy found itself: loophole vs no-loophole prompts, base rate, roles, census of own hacks."""
     from gradient_quarantine.analysis import tables as T
@@ -301,7 +311,8 @@ def own_hacking(rep: Report) -> Section:
 
 # The artifacts in the order results.md lists them.
 ARTIFACTS: tuple[Callable[[Report], Section], ...] = (
-    a1_dynamics, a2_main, a3_ablations, a4_long_runs, a5_heldout, a6_traces, a7_context, routing_gate, own_hacking,
+    a1_dynamics, a2_main, a3_ablations, a4_long_runs, a5_heldout, a6_traces, a7_context, a8_detector, routing_gate,
+    own_hacking,
 )
 
 

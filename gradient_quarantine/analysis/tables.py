@@ -391,5 +391,50 @@ def own_hacking_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None
     return t
 
 
+def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -> Table:
+    """A8, per run whose arm computes a gate: the detector on the policy's own rollouts (rollouts.jsonl `cos`,
+    `gate`, with the strict grader's `hack`, read after the run) and whether the knob keeps what it is given
+    (`routing/capture`). Pooled over every logged row that had a gradient: AUC of the score, hack rows vs the rest,
+    and the mean gate on each class (the gate's soft TPR and FPR); the mean per-step AUC beside it."""
+    import json
+
+    from gradient_quarantine.train.step import roc_auc
+
+    t = Table(["run", "arm", "seed", "scored rows (hack / other)", "AUC (pooled)", "AUC (mean per step)",
+               "gate on hacks (TPR)", "gate on others (FPR)", "frout", "knob capture"])  # fmt: skip
+    for r in sorted(runs, key=lambda r: (str(r.arm), r.seed or 0, r.path.name)):
+        path = r.path / "rollouts.jsonl"
+        if r.config is None or not path.is_file():
+            continue
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        scored = [x for x in rows if not x.get("teacher") and isinstance(x.get("cos"), (int, float))
+                  and isinstance(x.get("hack"), bool)]  # fmt: skip
+        if not scored:
+            continue  # an arm without a gate, or a run from before rows carried their score
+        hack = [x["hack"] for x in scored]
+        auc = roc_auc([x["cos"] for x in scored], hack)
+        g_h = [x["gate"] for x in scored if x["hack"]]
+        g_c = [x["gate"] for x in scored if not x["hack"]]
+        tpr = sum(g_h) / len(g_h) if g_h else float("nan")
+        fpr = sum(g_c) / len(g_c) if g_c else float("nan")
+        arm = (arm_of or {}).get(r.path, str(r.arm))
+        step_auc, capture, frout = r.gauge("detector/auc"), r.gauge("routing/capture"), r.gauge("routing/frout")
+        t.rows.append([r.path.name, arm, str(r.seed), f"{len(g_h)} / {len(g_c)}", _val(_f(auc)), _val(step_auc),
+                       _val(tpr), _val(fpr), _val(frout), _val(capture)])  # fmt: skip
+        t.csv_rows.append({"run": r.path.name, "arm": arm, "seed": r.seed, "n_hack": len(g_h), "n_other": len(g_c),
+                           "auc_pooled": auc, "auc_step_mean": step_auc, "gate_tpr": tpr, "gate_fpr": fpr,
+                           "frout_mean": frout, "capture_mean": capture})  # fmt: skip
+    t.notes += [
+        "score = the row's cosine with v_grad (per-token gate: its mass-weighted mean token cosine), what the gate "
+        "read; rows without gradient (zero advantage) have none and are left out. A score's sign follows its "
+        "advantage's, as the gate's does. Labels are read here, after the run: the router never sees them.",
+        "knob capture = 1 - routing/dropped_frac, mean over steps: the share of the routed gradient that the knob "
+        "keeps (1 for a shared knob; a disjoint knob keeps only what falls on its own axes). Deleting a knob that "
+        "captured little removes little.",
+        "leakage against a fixed probe set (issue 23) is not measured yet.",
+    ]
+    return t
+
+
 def _f(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) else float("nan")
