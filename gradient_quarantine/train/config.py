@@ -217,6 +217,13 @@ class GRPOSection(_Section):
     )
     warmup_steps: int = Field(0, ge=0, description="warm-up steps of the schedule")
     max_grad_norm: float = Field(1.0, ge=0.0, description="clip each knob's gradient to this norm (0: no clipping)")
+    knob_optimizer: Literal["separate", "split"] = Field(
+        "separate",
+        description="'separate': one AdamW state per knob (each normalises its own gradient); 'split' (adapter.knob="
+        "shared only): one second moment of the summed gradient for both knobs and a first moment each, so their "
+        "updates add up to vanilla AdamW's and the knob holds exactly the routed share (train/knob_optim.py); "
+        "clipping then scales both by one factor",
+    )
     cpu_fused_head: Literal["tiled", "trl"] = Field(
         "tiled",
         description="on a CPU, TRL's fused log-prob head scores the completion tokens only, in 512 x 4096 tiles "
@@ -504,6 +511,13 @@ class TrainConfig(_Section):
                 f"teacher.fraction={self.teacher.fraction} leaves no policy rollout in a group of "
                 f"{g.num_generations}; set teacher.fraction <= {(g.num_generations - 1) / g.num_generations:.3g}"
             )
+        if g.knob_optimizer == "split":
+            if self.adapter.knob != "shared":
+                raise ValueError(f"grpo.knob_optimizer=split needs adapter.knob=shared (the knobs on the same axes), "
+                                 f"not {self.adapter.knob}")  # fmt: skip
+            if g.lr_knob is not None and g.lr_knob != g.lr:
+                raise ValueError("grpo.knob_optimizer=split takes one learning rate for both knobs (their updates "
+                                 "add up): unset grpo.lr_knob")  # fmt: skip
         # --- routing only means something for route2b
         if not routed:
             if self.pair_modes and not self.baseline.uses_direction:
@@ -576,6 +590,8 @@ class TrainConfig(_Section):
                 label += "_heldout"
             if self.adapter.knob != "disjoint":
                 label += f"_{self.adapter.knob}"
+            if self.grpo.knob_optimizer == "split":
+                label += "_split"
             if r.solve_orth:
                 label += "_solve_orth"
         if self.teacher.fraction > 0:

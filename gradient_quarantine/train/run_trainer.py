@@ -120,6 +120,7 @@ def build_trainer(setup: RunSetup, grader, intervention: Intervention, callbacks
             weight_decay_knob=g.weight_decay_knob,
             max_grad_norm=g.max_grad_norm,
             adv_std_floor=g.adv_std_floor,
+            knob_optimizer=g.knob_optimizer,
         )
     trainer.remove_callback(PrinterCallback)  # our own progress bar and metrics.jsonl instead
     install_vllm_weight_sync(trainer, setup.adapter)

@@ -46,6 +46,7 @@ import torch
 
 from gradient_quarantine.train import trl_compat
 from gradient_quarantine.train.intervention import Intervention, Vanilla
+from gradient_quarantine.train.knob_optim import SplitAdamW, clip_split_
 from gradient_quarantine.train.rollouts import RolloutFunc, RolloutGrader
 from gradient_quarantine.train.step import MicroBatch, StepRecord
 
@@ -68,6 +69,7 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
         weight_decay_knob: float = 0.0,
         max_grad_norm: float = 0.0,
         adv_std_floor: float | None = None,
+        knob_optimizer: str = "separate",
         **kwargs: Any,
     ):
         self.adapter = adapter
@@ -78,6 +80,7 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
         self.weight_decay_knob = weight_decay_knob
         self.knob_max_grad_norm = max_grad_norm
         self.adv_std_floor = adv_std_floor
+        self.knob_optimizer = knob_optimizer
         self.record = StepRecord()
         if grader is not None:
             kwargs["reward_funcs"] = [self.flawed_grader]
@@ -174,8 +177,11 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
     def _finish_gradients(self) -> None:
         routed = [mb.route for mb in self.record.micro_batches if mb.route is not None]
         m = self.intervention.finish_gradients(self.adapter, routed)
+        if self.knob_max_grad_norm > 0 and isinstance(self.optimizer, SplitAdamW):
+            # one factor for both: the split between the knobs is what the router decided
+            clip_split_(self.adapter.main_parameters(), self.adapter.knob_parameters(), self.knob_max_grad_norm)
         # clip each knob on its own: a global clip would let a large knob gradient shrink the main step
-        if self.knob_max_grad_norm > 0:
+        elif self.knob_max_grad_norm > 0:
             for params in (self.adapter.main_parameters(), self.adapter.knob_parameters()):
                 with_grad = [p for p in params if p.grad is not None]
                 if with_grad:
@@ -192,7 +198,15 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
     def create_optimizer(self, model=None):
         """One AdamW, two parameter groups (main, knob). Adam's moments live per tensor, so dS_main and dS_knob
         never share state: last step's routed gradient cannot leak into the main knob through momentum or the
-        second-moment scaling (docs/design.md §5)."""
+        second-moment scaling (docs/design.md §5). `grpo.knob_optimizer=split` (a shared knob): `SplitAdamW`, one
+        second moment of the summed gradient and a first moment per knob, so the knob keeps the routed share of
+        the update (train/knob_optim.py)."""
+        if self.optimizer is None and self.knob_optimizer == "split":  # train/knob_optim.py
+            self.optimizer = SplitAdamW(
+                self.adapter.main_parameters(), self.adapter.knob_parameters(), lr=self.args.learning_rate,
+                betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,
+                weight_decay=self.args.weight_decay, weight_decay_knob=self.weight_decay_knob,
+            )  # fmt: skip
         if self.optimizer is None:
             self.optimizer = torch.optim.AdamW(
                 [
