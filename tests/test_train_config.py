@@ -151,3 +151,15 @@ def test_adapter_settings_are_checked_by_the_adapters_own_config():
     hits = [n for n in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj", "model.layers.0.self_attn.k_proj",
                         "model.layers.0.self_attn.xq_proj", "model.layers.0.attn.up_proj") if re.search(pattern, n)]  # fmt: skip
     assert hits == ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj"]
+
+
+def test_sampler_auto_resolves_to_the_faster_path_for_the_device():
+    """`rollout.sampler=auto` (the default): the fast sampler on a CPU, TRL's generate on CUDA (bench/README.md);
+    config.json records the resolved one; an explicit choice wins."""
+    cfg = build_config("smoke", ["run.device=cpu"])
+    assert cfg.rollout.sampler == "auto"
+    assert cfg.rollout.sampler_for("cpu") == "fast" and cfg.rollout.sampler_for("cuda") == "trl"
+    assert cfg.resolved().rollout.sampler == "fast"
+    assert cfg.resolved().config_hash() == build_config("smoke", ["run.device=cpu", "rollout.sampler=fast"]).resolved().config_hash()
+    explicit = build_config("smoke", ["rollout.sampler=trl"])
+    assert explicit.rollout.sampler_for("cpu") == "trl" and explicit.resolved().rollout.sampler == "trl"

@@ -32,7 +32,7 @@ class RunEvaluation:
         self.evaluator = DeployEvaluator(
             setup.model, setup.tok, setup.adapter, problems, setup.modes_of, grader, cfg.eval,
             max_new_tokens=cfg.grpo.max_completion_length,
-            backend="generate" if cfg.rollout.sampler == "trl" else "auto",
+            backend="generate" if cfg.rollout.sampler_for(setup.device) == "trl" else "auto",
         )  # fmt: skip
 
     def deploy(self, step: int) -> tuple[dict, dict | None]:

@@ -101,7 +101,7 @@ def build_trainer(setup: RunSetup, grader, intervention: Intervention, callbacks
         )
     rollouts = RolloutFunc(
         {prompt_key(r["prompt"]): r["problem_id"] for r in rows}, pool, cfg.n_teacher, cfg.teacher.hack_share,
-        cfg.seed, sampler=cfg.rollout.sampler, teacher_steps=cfg.teacher.steps,
+        cfg.seed, sampler=cfg.rollout.sampler_for(setup.device), teacher_steps=cfg.teacher.steps,
     )  # fmt: skip
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL-experimental: pinned + tested
     with warnings.catch_warnings():
