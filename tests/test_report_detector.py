@@ -32,7 +32,7 @@ def test_a8_pools_each_gated_runs_rows(tmp_path):
 
     rows = [row(0.3, 1.0, True), row(0.1, 0.5, True), row(0.2, 0.8, False), row(0.0, 0.0, False),
             row(-0.1, 0.0, False), row(0.9, 1.0, True, teacher=True), row(None, None, True)]  # fmt: skip
-    metrics = [{"step": 1, "routing/frout": 0.2, "routing/capture": 0.1, "detector/auc": 1.0},
+    metrics = [{"step": 1, "routing/frout": 0.2, "routing/capture": 0.1, "detector/auc": 1.0, "leak/leakage": 0.9},
                {"step": 2, "routing/frout": 0.4, "routing/capture": 0.3, "detector/auc": 0.5}]  # fmt: skip
     gated = _run(tmp_path, "0002_route2b_s41", "route2b", rows, metrics)
     plain = _run(tmp_path, "0001_vanilla_s41", "vanilla", [row(None, None, True), row(None, None, False)],
@@ -45,4 +45,4 @@ def test_a8_pools_each_gated_runs_rows(tmp_path):
     assert r["gate_tpr"] == pytest.approx(0.75) and r["gate_fpr"] == pytest.approx(0.8 / 3)
     assert r["auc_step_mean"] == pytest.approx(0.75)
     assert r["capture_mean"] == pytest.approx(0.2) and r["frout_mean"] == pytest.approx(0.3)
-    assert "0.833" in t.to_markdown()
+    assert r["leakage_mean"] == pytest.approx(0.9) and "0.833" in t.to_markdown()

@@ -401,7 +401,7 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
     from gradient_quarantine.train.step import roc_auc
 
     t = Table(["run", "arm", "seed", "scored rows (hack / other)", "AUC (pooled)", "AUC (mean per step)",
-               "gate on hacks (TPR)", "gate on others (FPR)", "frout", "knob capture"])  # fmt: skip
+               "gate on hacks (TPR)", "gate on others (FPR)", "frout", "knob capture", "leakage"])  # fmt: skip
     for r in sorted(runs, key=lambda r: (str(r.arm), r.seed or 0, r.path.name)):
         path = r.path / "rollouts.jsonl"
         if r.config is None or not path.is_file():
@@ -419,11 +419,12 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
         fpr = sum(g_c) / len(g_c) if g_c else float("nan")
         arm = (arm_of or {}).get(r.path, str(r.arm))
         step_auc, capture, frout = r.gauge("detector/auc"), r.gauge("routing/capture"), r.gauge("routing/frout")
+        leak = r.gauge("leak/leakage")
         t.rows.append([r.path.name, arm, str(r.seed), f"{len(g_h)} / {len(g_c)}", _val(_f(auc)), _val(step_auc),
-                       _val(tpr), _val(fpr), _val(frout), _val(capture)])  # fmt: skip
+                       _val(tpr), _val(fpr), _val(frout), _val(capture), _val(leak)])  # fmt: skip
         t.csv_rows.append({"run": r.path.name, "arm": arm, "seed": r.seed, "n_hack": len(g_h), "n_other": len(g_c),
                            "auc_pooled": auc, "auc_step_mean": step_auc, "gate_tpr": tpr, "gate_fpr": fpr,
-                           "frout_mean": frout, "capture_mean": capture})  # fmt: skip
+                           "frout_mean": frout, "capture_mean": capture, "leakage_mean": leak})  # fmt: skip
     t.notes += [
         "score = the row's cosine with v_grad (per-token gate: its mass-weighted mean token cosine), what the gate "
         "read; rows without gradient (zero advantage) have none and are left out. A score's sign follows its "
@@ -431,7 +432,9 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
         "knob capture = 1 - routing/dropped_frac, mean over steps: the share of the routed gradient that the knob "
         "keeps (1 for a shared knob; a disjoint knob keeps only what falls on its own axes). Deleting a knob that "
         "captured little removes little.",
-        "leakage against a fixed probe set (issue 23) is not measured yet.",
+        "leakage = leak/leakage, mean over the steps that measured it: the share of the step's hack-ward gradient "
+        "(against a fixed probe of eval-role hack/clean pairs) that still reached the main knob; vanilla 1, a "
+        "content-blind control about 1 - frout (docs/architecture.md, 'Leakage').",
     ]
     return t
 

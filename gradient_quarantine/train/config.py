@@ -357,6 +357,11 @@ class RunSection(_Section):
     checkpoint_every: int = Field(10, ge=1, description="write a resumable checkpoint every N steps (and at the end)")
     log_rollouts_every: int = Field(1, ge=0, description="append sampled rollouts to rollouts.jsonl every N steps (0: never)")
     rollouts_per_log: int = Field(8, ge=1, description="how many rollouts of the step to log")
+    leakage_every: int = Field(
+        6, ge=0, description="log leak/leakage and leak/hackward every N steps (and at step 1): the share of the "
+        "step's hack-ward gradient, against a fixed probe of eval-role hack/clean pairs, that still reaches the "
+        "main knob (train/leakage.py); 0: never",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
     malloc: Literal["retain", "glibc"] = Field(
         "retain",
@@ -628,7 +633,7 @@ class TrainConfig(_Section):
         d = self.model_dump(mode="json")
         for key in ("name", "preset", "git_commit", "arm"):
             d.pop(key, None)
-        for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to", "malloc"):
+        for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to", "malloc", "leakage_every"):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
         for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT)):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gradient_quarantine.train.config import TrainConfig, git_commit
 from gradient_quarantine.train.health import CollapseDetector
+from gradient_quarantine.train.leakage import LeakageProbe
 from gradient_quarantine.train.run_eval import RunEvaluation, evaluate_run
 from gradient_quarantine.train.run_setup import RunSetup, make_intervention
 from gradient_quarantine.train.rundir import RunDir
@@ -44,6 +45,7 @@ class Run:
         self.health: CollapseDetector | None = None
         self.progress = None
         self.trackers = None
+        self.probe = None
 
     def start(self) -> RunDir:
         from gradient_quarantine.substrate.grader import Grader
@@ -74,6 +76,7 @@ class Run:
         try:
             self.setup = RunSetup(cfg, run_dir, resume=self.resume).build()
             self.intervention = make_intervention(self.setup, ckpt)  # v_grad and its band, where it uses them
+            self.probe = LeakageProbe.build(self.setup) if cfg.run.leakage_every else None  # logging only
             with Grader(isolation=cfg.grader.isolation,
                         **({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
                 self.trackers = self._trackers(steps_done)

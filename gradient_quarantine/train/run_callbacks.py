@@ -38,6 +38,7 @@ class RunState(Protocol):
     health: Any  # CollapseDetector
     trackers: Any  # Trackers or None
     progress: Progress | None
+    probe: Any  # train/leakage.py LeakageProbe or None
 
     def summary(self, status: str, steps_done: int, error: str | None = None) -> None: ...
 
@@ -64,6 +65,10 @@ class StepCallback(TrainerCallback):
         record = trainer.record  # what the trainer recorded of this step (train/step.py)
         row = metrics_row(step, record, logs, run.intervention.metrics(), time.perf_counter() - self.t0)
         row.update(process_usage(self.usage0, resource.getrusage(resource.RUSAGE_SELF)))
+        every = cfg.run.leakage_every
+        if run.probe is not None and record.step_gradient is not None and every and (step % every == 0 or step == 1):
+            # labels of the probe's sides read here, after routing and the optimiser step, for the logs only
+            row.update(run.probe.metrics(run.setup.model, run.setup.adapter, run.setup.tok, record.step_gradient))
         fired = run.health.update(step, row)
         row["health/collapse"] = int(bool(fired))
         if fired:

@@ -24,6 +24,7 @@ import torch
 
 if TYPE_CHECKING:
     from gradient_quarantine.routing.router import RouteResult
+    from gradient_quarantine.train.leakage import StepGradient
 
 Metrics = dict[str, Any]
 
@@ -135,6 +136,7 @@ class StepRecord:
     logp: LogpTally = field(default_factory=LogpTally)
     gradient: Metrics = field(default_factory=dict)  # at the step's end: grad/*, routing/*, policy/logp_mean, diag/*
     scores: RowScores | None = None  # at the step's end: each row's detector score, gate and advantage
+    step_gradient: StepGradient | None = None  # at the step's end: the main-axis gradient, before and after routing
     grade_s: float = 0.0  # wall time of grading the rows in the sandbox (both graders)
     backward_s: float = 0.0  # wall time of the micro-batches' forward + backward, routing included
 

@@ -47,6 +47,7 @@ import torch
 from gradient_quarantine.train import trl_compat
 from gradient_quarantine.train.intervention import Intervention, Vanilla
 from gradient_quarantine.train.knob_optim import SplitAdamW, clip_split_
+from gradient_quarantine.train.leakage import step_gradient
 from gradient_quarantine.train.rollouts import RolloutFunc, RolloutGrader
 from gradient_quarantine.train.step import MicroBatch, StepRecord
 
@@ -177,6 +178,7 @@ class GQGRPOTrainer(trl_compat.HookedGRPOTrainer):
     def _finish_gradients(self) -> None:
         routed = [mb.route for mb in self.record.micro_batches if mb.route is not None]
         m = self.intervention.finish_gradients(self.adapter, routed)
+        self.record.step_gradient = step_gradient(self.adapter, routed)  # for the leakage gauge (train/leakage.py)
         if self.knob_max_grad_norm > 0 and isinstance(self.optimizer, SplitAdamW):
             # one factor for both: the split between the knobs is what the router decided
             clip_split_(self.adapter.main_parameters(), self.adapter.knob_parameters(), self.knob_max_grad_norm)
