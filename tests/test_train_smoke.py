@@ -79,6 +79,19 @@ def check_run_dir(path, cfg):
     for variant in ("deploy", "knob_on", "base"):
         assert set(final[variant]) >= EVAL_KEYS
         assert set(final[variant]["by_mode"]) == set(MODE_NAMES)  # 4 eval prompts, one per mode
+    # deploy_samples.jsonl: one row per graded sample of each final eval, and they add up to per_mode_deploy.json
+    samples = read_jsonl(path / "deploy_samples.jsonl")
+    for variant in ("deploy", "knob_on", "base"):
+        rows_v = [r for r in samples if r["variant"] == variant]
+        if variant == "base" and not rows_v:
+            continue  # a base eval cached before per-sample records existed
+        assert len(rows_v) == final[variant]["n"]
+        for mode, ev in final[variant]["by_mode"].items():
+            in_mode = [r for r in rows_v if r["mode"] == mode]
+            assert len(in_mode) == ev["n"]
+            for key, rate in (("hack", "hack"), ("solve", "solve"), ("attempt", "attempt"), ("format", "format")):
+                assert sum(r[key] for r in in_mode) / len(in_mode) == pytest.approx(ev[rate])
+        assert {r["sample"] for r in rows_v} == set(range(cfg.eval.samples))
     summary = json.loads((path / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps_done"] == cfg.steps and summary["error"] is None
     assert set(summary["collapse"]) == {"detected", "step", "reasons"}

@@ -84,6 +84,19 @@ def summarize(verdicts: Sequence[Verdict], modes: Sequence[Mode], n_prompts: int
     return out
 
 
+def sample_records(
+    variant: str, step: int, graded: Sequence[tuple[Problem, Mode, str, Verdict]], samples: int
+) -> list[dict[str, Any]]:
+    """One row per graded sample, in the eval's order (prompt by prompt, `samples` each): what `summarize` counts,
+    per sample, so the report can resample prompts within a seed (deploy_samples.jsonl)."""
+    return [
+        {"variant": variant, "step": step, "problem_id": p.id, "mode": str(m.value if isinstance(m, Mode) else m),
+         "sample": i % samples, "hack": bool(v.hack), "solve": bool(v.gt_pass), "attempt": bool(v.attempted),
+         "format": bool(v.format_ok)}
+        for i, (p, m, _, v) in enumerate(graded)
+    ]  # fmt: skip
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -181,6 +194,7 @@ class DeployEvaluator:
         self.modes_of = modes_of
         self.max_new_tokens = cfg.max_new_tokens or max_new_tokens
         self.last_completions: dict[str, list[tuple[Problem, Mode, str, Verdict]]] = {}
+        self.last_records: dict[str, list[dict[str, Any]]] = {}  # variant -> sample_records of its last run
 
     def _state(self, variant: str):
         if variant == "deploy":
@@ -201,6 +215,7 @@ class DeployEvaluator:
         items = [(p, self.modes_of[p.id], t) for p, ts in zip(self.problems, texts, strict=True) for t in ts]
         verdicts = self.grader.grade_many(items)
         self.last_completions[variant] = [(p, m, t, v) for (p, m, t), v in zip(items, verdicts, strict=True)]
+        self.last_records[variant] = sample_records(variant, step, self.last_completions[variant], self.cfg.samples)
         return summarize(verdicts, [m for _, m, _ in items], len(self.problems))
 
     def base(self, cache_dir: str | Path, key_parts: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
@@ -211,8 +226,11 @@ class DeployEvaluator:
         key = hashlib.sha256(blob.encode()).hexdigest()[:20]
         path = Path(cache_dir) / "base_eval" / f"{key}.json"
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))["eval"]
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("samples") is not None:  # caches written before per-sample records lack them
+                self.last_records["base"] = cached["samples"]
+            return cached["eval"]
         result = self.run("base", seed=seed, step=0)
-        atomic_write_json(path, {"key": json.loads(blob), "eval": result})
+        atomic_write_json(path, {"key": json.loads(blob), "eval": result, "samples": self.last_records["base"]})
         return result
 

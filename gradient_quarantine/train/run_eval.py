@@ -43,6 +43,10 @@ class RunEvaluation:
             # a knob that was never trained is zero: knob on is the deploy model, same seed, same numbers
             untrained = all(float(p.detach().abs().max()) == 0.0 for p in self.setup.adapter.knob_parameters())
             knob_on = deploy if untrained else self.evaluator.run("knob_on", seed=self.cfg.seed, step=step)
+            if untrained:
+                self.evaluator.last_records["knob_on"] = [
+                    {**r, "variant": "knob_on"} for r in self.evaluator.last_records["deploy"]
+                ]
         return deploy, knob_on
 
     def at_step(self, step: int) -> tuple[dict, dict | None]:
@@ -67,6 +71,12 @@ class RunEvaluation:
         deploy, knob_on = self.at_step(steps)
         base = self.base() if self.cfg.eval.base else None
         self.setup.run_dir.write_per_mode_deploy(steps, deploy, knob_on, base)
+        self.write_samples()
+
+    def write_samples(self) -> None:
+        """deploy_samples.jsonl: every graded sample of the last deploy, knob-on and base evals."""
+        last = self.evaluator.last_records
+        self.setup.run_dir.write_deploy_samples([r for v in ("deploy", "knob_on", "base") for r in last.get(v, [])])
 
 
 def evaluate_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
@@ -90,8 +100,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     with Grader(isolation=cfg.grader.isolation,
                 **({"workers": cfg.run.grader_workers} if cfg.run.grader_workers else {})) as grader:
         ev = RunEvaluation(setup, grader)
-        deploy = ev.evaluator.run("deploy", seed=cfg.seed, step=step)
-        knob_on = ev.evaluator.run("knob_on", seed=cfg.seed, step=step) if cfg.eval.knob_on else None
+        deploy, knob_on = ev.deploy(step)
         base = ev.base() if cfg.eval.base else None
         level = grader.isolation.level
     result = {"step": step, "deploy": deploy, "knob_on": knob_on, "base": base, "isolation": level}
@@ -99,6 +108,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str
         atomic_write_json(out, result)
     else:
         run.write_per_mode_deploy(step, deploy, knob_on, base)
+        ev.write_samples()
         if summary:  # the run's numbers now include this grading: its level counts too
             atomic_write_json(run.file("summary.json"), {**summary, "isolation": weakest(summary.get("isolation"), level)})
     return result

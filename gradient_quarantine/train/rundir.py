@@ -25,6 +25,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 DEPLOY_EVALS = "deploy_evals.jsonl"
 PER_MODE_DEPLOY = "per_mode_deploy.json"
+DEPLOY_SAMPLES = "deploy_samples.jsonl"
 SUMMARY = "summary.json"
 SPLIT = "split.json"
 ADAPTER = "train.safetensors"
@@ -138,6 +139,10 @@ class RunDir:
         atomic_write_json(
             self.path / PER_MODE_DEPLOY, {"step": step, "deploy": deploy, "knob_on": knob_on, "base": base}
         )
+
+    def write_deploy_samples(self, records: list[dict[str, Any]]) -> None:
+        """deploy_samples.jsonl: one row per graded sample of the final evals (`deploy_eval.sample_records`)."""
+        atomic_write_jsonl(self.path / DEPLOY_SAMPLES, records)
 
     def append_rollouts(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
