@@ -168,7 +168,8 @@ def a2_main(rep: Report) -> Section:
     from gradient_quarantine.analysis import tables as T
 
     a2 = rep.pick("A2")
-    t2 = T.arm_table(a2, rep.ref, alpha=rep.alpha, knob_on=True, base=_base_runs(rep.groups, rep.baseline_arm))
+    t2 = T.arm_table(a2, rep.ref, alpha=rep.alpha, knob_on=True, base=_base_runs(rep.groups, rep.baseline_arm),
+                     bootstrap=True)  # fmt: skip
     t2m = T.by_mode_table(a2, rep.modes, rep.ref, alpha=rep.alpha)
     files = t2.write(rep.out, "a2_main") + t2m.write(rep.out, "a2_by_mode")
     return Section("A2", "A2 — deploy hack and solve per arm (mean ± SEM over seeds, paired test vs vanilla)",

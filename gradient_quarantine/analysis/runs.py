@@ -110,6 +110,20 @@ class Run:
         v = ev.get(metric)
         return float(v) if v is not None else float("nan")
 
+    def prompt_rates(self, metric: str = "hack", which: str = "deploy") -> dict[str, float] | None:
+        """{problem_id: the rate of `metric` over that prompt's samples} of the final `which` eval, from
+        deploy_samples.jsonl; None for a run without it (runs from before the file existed)."""
+        path = self.path / "deploy_samples.jsonl"
+        if not path.is_file():
+            return None
+        by: dict[str, list[bool]] = defaultdict(list)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("variant") == which:
+                    by[row["problem_id"]].append(bool(row[metric]))
+        return {p: sum(v) / len(v) for p, v in sorted(by.items())} or None
+
     def gauge(self, key: str) -> float:
         """Mean over steps of a metrics.jsonl key (NaN if the run never logs it, e.g. vanilla's routing/*)."""
         vals = [float(r[key]) for r in self.metrics if finite(r.get(key))]
@@ -304,6 +318,17 @@ class Group:
             if math.isfinite(v):
                 by[int(r.seed)].append(v)  # type: ignore[arg-type]
         return {s: float(np.mean(vs)) for s, vs in sorted(by.items())}
+
+    def prompt_rates(self, metric: str = "hack") -> dict[int, dict[str, float]]:
+        """{seed: {problem_id: rate}} of the final deploy eval over complete runs that wrote deploy_samples.jsonl;
+        a seed run twice gets each prompt's mean over its runs."""
+        by: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in sorted(self.runs, key=lambda r: r.path.name):
+            rates = r.prompt_rates(metric)
+            if rates:
+                for p, v in rates.items():
+                    by[int(r.seed)][p].append(v)  # type: ignore[arg-type]
+        return {s: {p: float(np.mean(v)) for p, v in ps.items()} for s, ps in sorted(by.items())}
 
     def mode_mean(self, metric: str, modes: Sequence[str]) -> dict[int, float]:
         """{seed: mean over `modes` of the per-mode rate}; a seed lacking any of the modes is left out."""

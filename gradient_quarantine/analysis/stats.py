@@ -93,6 +93,60 @@ def paired_test(arm: Mapping[int, float], ref: Mapping[int, float], alpha: float
     return PairedTest(delta, sem, float(res.statistic), float(res.pvalue), n, seeds, alpha)
 
 
+@dataclass(frozen=True)
+class BootstrapTest:
+    """arm - reference by a hierarchical bootstrap: seeds resampled, then prompts within each drawn seed (paired:
+    the same prompt's difference), `n_boot` draws. `delta` is the observed mean difference, `lo` / `hi` the
+    percentile interval at 1 - alpha, `p` two-sided (twice the smaller tail share at 0, at most 1)."""
+
+    delta: float
+    lo: float
+    hi: float
+    p: float
+    n_seeds: int
+    n_prompts: int  # prompts per seed (shared by both arms), smallest over seeds
+    n_boot: int
+
+    def fmt_ci(self) -> str:
+        return f"[{self.lo:+.3f}, {self.hi:+.3f}]"
+
+
+def hierarchical_bootstrap(
+    arm: Mapping[int, Mapping[str, float]],
+    ref: Mapping[int, Mapping[str, float]],
+    n_boot: int = 10_000,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> BootstrapTest | None:
+    """`arm[seed][prompt]`, `ref[seed][prompt]`: per-prompt rates (the mean over a prompt's samples) of two arms on
+    the same eval prompts. Each draw resamples the shared seeds with replacement, then within each drawn seed its
+    shared prompts with replacement, and averages the paired differences (each seed weighted alike). The seed level
+    answers "would another seed differ" (as the paired test does), the prompt level "would other prompts of this
+    kind differ": with few seeds the interval is mostly the prompts'. None without a shared seed and prompt.
+    Deterministic (`seed`)."""
+    seeds = sorted(s for s in arm if s in ref)
+    diffs = []
+    for s in seeds:
+        prompts = sorted(p for p in arm[s] if p in ref[s])
+        if prompts:
+            diffs.append(np.array([arm[s][p] - ref[s][p] for p in prompts], dtype=float))
+    if not diffs:
+        return None
+    rng = np.random.default_rng(seed)
+    delta = float(np.mean([d.mean() for d in diffs]))
+    S = len(diffs)
+    picked = rng.integers(0, S, size=(n_boot, S))  # the seeds drawn at each of the S positions of each draw
+    rows = np.arange(n_boot)
+    draws = np.zeros(n_boot)
+    for j in range(S):  # each position resamples its seed's prompts afresh (a seed drawn twice: two resamples)
+        means = np.stack([d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1) for d in diffs], 1)  # (B, S)
+        draws += means[rows, picked[:, j]]
+    draws /= S
+    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    p = min(1.0, 2 * min(float((draws <= 0).mean()), float((draws >= 0).mean())))
+    return BootstrapTest(delta, float(lo), float(hi), p, len(diffs), min(len(d) for d in diffs), n_boot)
+
+
 def band(values_by_seed: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per position over seeds: (mean, sem, n) for curves (NaN-aware; SEM NaN where n < 2)."""
     x = np.asarray(values_by_seed, dtype=float)  # (n_seeds, n_points)

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradient_quarantine.analysis.stats import ALPHA, MIN_SEEDS, PairedTest, paired_test, summarize
+from gradient_quarantine.analysis.stats import (
+    ALPHA,
+    MIN_SEEDS,
+    PairedTest,
+    hierarchical_bootstrap,
+    paired_test,
+    summarize,
+)
 from gradient_quarantine.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -90,11 +97,14 @@ def arm_table(
     gauges: bool = False,
     knob_on: bool = False,
     base: dict[tuple[str, int], list[Run]] | None = None,
+    bootstrap: bool = False,
 ) -> Table:
     """One row per group (arm at a preset and step count): deploy hack and solve mean +- SEM over seeds,
     delta vs the reference (vanilla at the same preset and steps) and the paired test across seeds."""
     cols = ["arm", "config arm", "preset", "steps", "n", "deploy hack", "deploy solve", "Δ hack vs vanilla",
             "p (hack)", "Δ solve vs vanilla", "p (solve)"]
+    if bootstrap:
+        cols += ["Δ hack: seeds + prompts bootstrap 95% CI", "p (bootstrap)"]
     if knob_on:
         cols.append("knob-on hack")
     if gauges:
@@ -132,6 +142,12 @@ def arm_table(
             "hack_mean": sh.mean, "hack_sem": sh.sem, "solve_mean": ss.mean, "solve_sem": ss.sem,
             **_test_fields("hack", th), **_test_fields("solve", ts),
         }
+        if bootstrap:
+            bt = (hierarchical_bootstrap(g.prompt_rates("hack"), ref.prompt_rates("hack"), alpha=alpha)
+                  if ref is not None and ref is not g else None)  # fmt: skip
+            row += [bt.fmt_ci() if bt else "—", f"{bt.p:.3g}" if bt else "—"]
+            rec.update(hack_boot_lo=bt.lo if bt else None, hack_boot_hi=bt.hi if bt else None,
+                       hack_boot_p=bt.p if bt else None, hack_boot_n_prompts=bt.n_prompts if bt else None)  # fmt: skip
         if knob_on:
             sk = summarize(list(g.values("hack", which="knob_on").values()))
             row.append(sk.fmt())
@@ -166,6 +182,12 @@ def arm_table(
         f"across seeds (scipy.stats.ttest_rel), alpha = {alpha}, n = shared seeds (df = n − 1); "
         f"{n_tests} tests in this table, not corrected for multiple comparisons.",
     ]
+    if bootstrap:
+        t.notes.append(
+            "bootstrap: a hierarchical bootstrap of Δ hack (10,000 draws; shared seeds resampled, then each drawn "
+            "seed's eval prompts, paired by prompt; deploy_samples.jsonl): the paired test asks whether another "
+            "seed would differ, the bootstrap also whether other prompts of this kind would; with 3 seeds its "
+            "interval is mostly the prompts'. — for runs without per-sample records.")
     return t
 
 
