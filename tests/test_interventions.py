@@ -20,7 +20,8 @@ def test_every_arm_is_one_intervention(arm):
     cls = intervention_class(cfg)
     assert issubclass(cls, Intervention)
     want = ("erase" if cfg.routing.action == "erase" else "route2b") if cfg.method == "route2b" else (
-        "vanilla" if cfg.baseline.kind == "none" else cfg.baseline.kind)  # fmt: skip
+        "vanilla" if cfg.baseline.kind == "none" else
+        "monitor_detector" if cfg.baseline.detector_monitor else cfg.baseline.kind)  # fmt: skip
     assert cls.name == want
     assert cls.trains_knob == (cfg.method == "route2b")  # the knob trains for route2b (and erase) only
     assert cls.uses_direction == (cfg.method == "route2b" or cfg.baseline.uses_direction)

@@ -105,8 +105,18 @@ class MonitorPenalty(Intervention):
 
     def reward(self, rollouts: StepRollouts, step: int) -> tuple[list[float | None], Metrics]:
         hacks, flags = self.monitor.flags(rollouts, step)
-        trained: list[float | None] = [float(v.reward) - self.penalty * f for v, f in zip(rollouts.verdicts, flags, strict=True)]
+        trained = penalized(rollouts, flags, self.penalty)
         return trained, monitor_metrics(hacks, flags, trained, screened=False)
+
+
+def penalized(rollouts: StepRollouts, flags: Sequence[bool], penalty: float) -> list[float | None]:
+    """`r_b - penalty * flag_b` (monitor_penalty)."""
+    return [float(v.reward) - penalty * f for v, f in zip(rollouts.verdicts, flags, strict=True)]
+
+
+def screened(rollouts: StepRollouts, flags: Sequence[bool]) -> list[float | None]:
+    """None for a flagged row (an unscorable row for TRL: left out of its group, advantage 0) (monitor_screen)."""
+    return [None if f else float(v.reward) for v, f in zip(rollouts.verdicts, flags, strict=True)]
 
 
 class MonitorScreen(Intervention):
@@ -121,7 +131,7 @@ class MonitorScreen(Intervention):
 
     def reward(self, rollouts: StepRollouts, step: int) -> tuple[list[float | None], Metrics]:
         hacks, flags = self.monitor.flags(rollouts, step)
-        trained = [None if f else float(v.reward) for v, f in zip(rollouts.verdicts, flags, strict=True)]
+        trained = screened(rollouts, flags)
         return trained, monitor_metrics(hacks, flags, trained, screened=True)
 
 
@@ -143,6 +153,63 @@ def monitor_metrics(hacks: Sequence[bool], flags: Sequence[bool], trained: Seque
     if screened:
         out["baseline/screened_frac"] = sum(flags) / n if n else None
     return out
+
+
+class DetectorMonitor(DirectionIntervention):
+    """`monitor_penalty` / `monitor_screen` with `baseline.monitor=detector`: the rows route2b's own detector
+    flags, `gate(cos(grad l(y_b), v_hat), band) >= threshold`, penalised or screened out. Reads no label (the
+    realised TPR / FPR it logs read them, after the fact). The direction and band are the ones route2b would
+    route with, refreshed every `routing.refresh_every` steps and checkpointed alike; the knob is never trained.
+    `score_rows(prompts, completions)` -> (B,) cosines of each row's log-likelihood gradient with v_hat (one extra
+    forward + backward over the step's rows, as adv_mod's)."""
+
+    name = "monitor_detector"
+
+    def __init__(self, direction: Direction, band: Band, score_rows: Callable[[list, list, Direction], torch.Tensor],
+                 threshold: float, action: str, penalty: float = 3.0,
+                 extract: Callable[[], tuple[Direction, Band]] | None = None, refresh_every: int = 0,
+                 steps: int = 0):  # fmt: skip
+        if action not in ("penalty", "screen"):
+            raise ValueError(f"action={action!r}: 'penalty' or 'screen'")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold={threshold}: in (0, 1]")
+        super().__init__(extract, refresh_every, steps)
+        self.direction, self.band = direction, band
+        self.score_rows, self.threshold, self.action, self.penalty = score_rows, float(threshold), action, float(penalty)
+        if action == "screen":
+            logging.getLogger("trl.trainer.grpo_trainer").addFilter(_drop_unscorable_warning)
+
+    def set_direction(self, direction: Direction, band: Band, optimizer=None) -> None:
+        self.direction, self.band = direction, band
+
+    def flags(self, rollouts: StepRollouts) -> tuple[list[bool], torch.Tensor]:
+        """Each row's flag and gate: the label-free part (no verdict is read)."""
+        from gradient_quarantine.routing.band import gate
+
+        cos = self.score_rows(list(rollouts.prompts), list(rollouts.completions), self.direction)
+        f = gate(cos.float().cpu(), self.band)
+        return [bool(x >= self.threshold) for x in f.tolist()], f
+
+    def reward(self, rollouts: StepRollouts, step: int) -> tuple[list[float | None], Metrics]:
+        flags, f = self.flags(rollouts)
+        trained = penalized(rollouts, flags, self.penalty) if self.action == "penalty" else screened(rollouts, flags)
+        hacks = [bool(v.hack) for v in rollouts.verdicts]  # for the logged realised rates only
+        m = monitor_metrics(hacks, flags, trained, screened=self.action == "screen")
+        m["baseline/detector_gate_mean"] = float(f.mean()) if f.numel() else None
+        return trained, m
+
+
+def rollout_text_scores(model, adapter, tokenizer, length_norm: str, temperature: float, batch_size: int | None,
+                        prompts: list, completions: list, direction: Direction) -> torch.Tensor:  # fmt: skip
+    """(B,) `cos(grad l(y_b), v_hat)` of rows given as (chat prompt, completion text), as `gq detector eval` scores
+    them (routing/pairs.py `sequence_logprob_grads`; the adapter's `.grad` is left as it was)."""
+    from gradient_quarantine.routing.cosine import cosine
+    from gradient_quarantine.routing.pairs import sequence_logprob_grads
+
+    with torch.enable_grad():  # TRL scores rewards under no_grad
+        grads = sequence_logprob_grads(model, adapter, tokenizer, prompts, completions, length_norm,
+                                       temperature=temperature, batch_size=batch_size)  # fmt: skip
+    return cosine(grads, direction.v_hat)
 
 
 def _drop_unscorable_warning(record: logging.LogRecord) -> bool:

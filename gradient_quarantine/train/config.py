@@ -432,19 +432,39 @@ class BaselineSection(_Section):
     penalty: float = Field(
         3.0, gt=0.0, description="monitor_penalty: subtracted from a flagged rollout's reward (3.0 cancels a flawed pass)"
     )
+    monitor: Literal["synthetic", "detector"] = Field(
+        "synthetic",
+        description="monitor kinds: who flags a rollout. 'synthetic': the strict label seen through monitor_tpr / "
+        "monitor_fpr (reads labels); 'detector': route2b's own detector, a row flagged when its gate (the band's "
+        "f of cos(grad l(y), v_hat)) is >= monitor_threshold (reads no label), so penalty, screening, adv_mod and "
+        "routing differ only in what they do with the same flags",
+    )
+    monitor_threshold: float = Field(
+        0.5, gt=0.0, le=1.0, description="monitor=detector: flag a rollout whose gate is at or above this"
+    )
     adv_coef: float = Field(1.0, gt=0.0, description="adv_mod: A_b <- A_b - adv_coef * f(cos_b), f the route2b gate")
     inoculation_text: str | None = Field(
         None, description="inoculation: the instruction added to the training system prompt ({loophole}: the mode's "
         "loophole); None: the built-in one"
     )
 
+    # New fields left out of config_hash at their defaults, so every earlier run keeps its hash (resume checks it).
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"monitor": "synthetic", "monitor_threshold": 0.5}
+
     @property
     def uses_direction(self) -> bool:
-        """adv_mod extracts v_grad (and its band) from the pair set, like route2b."""
-        return self.kind == "adv_mod"
+        """adv_mod and a detector-flagged monitor extract v_grad (and its band) from the pair set, like route2b."""
+        return self.kind == "adv_mod" or self.detector_monitor
+
+    @property
+    def detector_monitor(self) -> bool:
+        return self.kind in MONITOR_KINDS and self.monitor == "detector"
 
     def label(self) -> str:
-        """Arm label: the kind, with _gt / _weak for a ground-truth / lowered-accuracy monitor."""
+        """Arm label: the kind, with _gt / _weak for a ground-truth / lowered-accuracy monitor, _det for the
+        detector's flags."""
+        if self.detector_monitor:
+            return f"{self.kind}_det"
         if self.kind in MONITOR_KINDS:
             return f"{self.kind}_{'gt' if (self.monitor_tpr, self.monitor_fpr) == (1.0, 0.0) else 'weak'}"
         return self.kind
@@ -636,7 +656,8 @@ class TrainConfig(_Section):
         for key in ("cache_dir", "progress", "torch_threads", "grader_workers", "report_to", "malloc", "leakage_every"):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
-        for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT)):
+        for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT),
+                              ("baseline", BaselineSection.HASH_OMIT_AT_DEFAULT)):
             for key, default in omit.items():  # so hashes of earlier runs still match
                 if d[section].get(key) == default:
                     d[section].pop(key)
@@ -684,10 +705,16 @@ def _check_baseline(cfg: TrainConfig) -> None:
             "act too and confound the comparison. Set method=vanilla (or baseline.kind=none for route2b)"
         )
     for key, kinds in (("monitor_tpr", MONITOR_KINDS), ("monitor_fpr", MONITOR_KINDS), ("penalty", ("monitor_penalty",)),
-                       ("adv_coef", ("adv_mod",)), ("inoculation_text", ("inoculation",))):  # fmt: skip
+                       ("adv_coef", ("adv_mod",)), ("inoculation_text", ("inoculation",)), ("monitor", MONITOR_KINDS),
+                       ("monitor_threshold", MONITOR_KINDS)):  # fmt: skip
         if key in given and b.kind not in kinds:
             raise ValueError(f"baseline.{key} is set but baseline.kind={b.kind} does not use it; set baseline.kind to "
                              f"{' or '.join(kinds)}, or drop baseline.{key}")  # fmt: skip
+    if b.detector_monitor and given & {"monitor_tpr", "monitor_fpr"}:
+        raise ValueError("baseline.monitor=detector flags with the detector's gate; monitor_tpr / monitor_fpr describe "
+                         "the synthetic monitor: drop them (or set baseline.monitor=synthetic)")  # fmt: skip
+    if b.monitor != "detector" and "monitor_threshold" in given:
+        raise ValueError("baseline.monitor_threshold is the detector's; set baseline.monitor=detector or drop it")
     if b.kind in MONITOR_KINDS and b.monitor_tpr <= b.monitor_fpr:
         raise ValueError(
             f"baseline.monitor_tpr={b.monitor_tpr} <= baseline.monitor_fpr={b.monitor_fpr}: the monitor flags clean "
@@ -708,9 +735,9 @@ def _check_baseline(cfg: TrainConfig) -> None:
             ) from None
     uses_v_grad = cfg.method == "route2b" or b.uses_direction
     if b.uses_direction and cfg.pair_modes is not None and len(cfg.pair_modes) == 0:
-        raise ValueError("baseline.kind=adv_mod needs at least one mode in pair_modes (or leave it unset for all four)")
+        raise ValueError(f"baseline {b.label()} needs at least one mode in pair_modes (or leave it unset for all four)")
     if b.uses_direction and r.direction != "real":
-        raise ValueError(f"baseline.kind=adv_mod scores rollouts with the real v_grad; set routing.direction=real "
+        raise ValueError(f"baseline {b.label()} scores rollouts with the real v_grad; set routing.direction=real "
                          f"(got {r.direction})")  # fmt: skip
     if r.solve_orth:
         if not uses_v_grad:

@@ -348,12 +348,20 @@ def detector_recipe(cfg: TrainConfig):
 
 def intervention_class(cfg: TrainConfig) -> type[Intervention]:
     """The arm's intervention: `method` (route2b, with `routing.action` route or erase) or `baseline.kind`."""
-    from gradient_quarantine.train.baselines import AdvMod, Inoculation, MonitorPenalty, MonitorScreen
+    from gradient_quarantine.train.baselines import (
+        AdvMod,
+        DetectorMonitor,
+        Inoculation,
+        MonitorPenalty,
+        MonitorScreen,
+    )
     from gradient_quarantine.train.intervention import Vanilla
     from gradient_quarantine.train.route2b import Erase, Route2b
 
     if cfg.method == "route2b":
         return Erase if cfg.routing.action == "erase" else Route2b
+    if cfg.baseline.detector_monitor:
+        return DetectorMonitor
     by_kind: dict[str, type[Intervention]] = {
         "none": Vanilla, "monitor_penalty": MonitorPenalty, "monitor_screen": MonitorScreen,
         "inoculation": Inoculation, "adv_mod": AdvMod,
@@ -367,6 +375,7 @@ def make_intervention(setup: RunSetup, ckpt: Path | None = None) -> Intervention
     every `routing.refresh_every` steps with `setup.extract_direction`."""
     from gradient_quarantine.train.baselines import (
         AdvMod,
+        DetectorMonitor,
         Inoculation,
         Monitor,
         MonitorPenalty,
@@ -395,6 +404,15 @@ def make_intervention(setup: RunSetup, ckpt: Path | None = None) -> Intervention
                                "steps": cfg.steps}  # fmt: skip
     if cls is AdvMod:  # no Router: the direction scores advantages, the knob is never trained
         return AdvMod(direction, band, b.adv_coef, **refresh)
+    if cls is DetectorMonitor:  # the same detector's flags, penalised or screened; no Router, no knob
+        from gradient_quarantine.routing.pairs import length_norm_for_loss_type
+        from gradient_quarantine.train.baselines import rollout_text_scores
+
+        norm = length_norm_for_loss_type(cfg.grpo.loss_type, cfg.grpo.max_completion_length)
+        score = functools.partial(rollout_text_scores, setup.model, setup.adapter, setup.tok, norm,
+                                  cfg.grpo.temperature, cfg.grpo.micro_batch)  # fmt: skip
+        action = "penalty" if b.kind == "monitor_penalty" else "screen"
+        return DetectorMonitor(direction, band, score, b.monitor_threshold, action, b.penalty, **refresh)
     from gradient_quarantine.routing.router import Router
 
     assert issubclass(cls, Route2b), cls
