@@ -272,6 +272,12 @@ class RoutingSection(_Section):
         None, description="frout-matched control, step by step: at step t route what this run dir (or metrics.jsonl) "
         "routed at step t (routing/frout), through a ramp as wide, relative to the cosine spread, as its band",
     )
+    frout_carry: bool = Field(
+        True,
+        description="frout-matched control: add what earlier steps fell short of their target (a step whose groups "
+        "had no reward variance routes nothing) to the next step's target, so the cumulative routed mass follows "
+        "the schedule's (logged: routing/frout_cum, routing/frout_cum_scheduled); false: step by step only",
+    )
     unmatched_ok: bool = Field(
         False, description="allow a random/placebo direction without frout matching (its band routes ~nothing)"
     )
@@ -661,6 +667,8 @@ class TrainConfig(_Section):
             for key, default in omit.items():  # so hashes of earlier runs still match
                 if d[section].get(key) == default:
                     d[section].pop(key)
+        if d["routing"].get("frout_target") is None and d["routing"].get("frout_from") is None:
+            d["routing"].pop("frout_carry", None)  # read by frout-matched controls only
         if not d["grader"]:
             d.pop("grader")  # so hashes of runs from before the section existed still match
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))

@@ -22,6 +22,7 @@ erase is route2b whose routed part is dropped instead of kept: the knob gets no 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -49,12 +50,19 @@ class Route2b(DirectionIntervention):
         extract: Callable[[], tuple[Direction, Band]] | None = None,
         refresh_every: int = 0,
         steps: int = 0,
+        carry: bool = False,
+        cumulative: tuple[float, float] = (0.0, 0.0),
     ):
         super().__init__(extract, refresh_every, steps)
         self.router = router
         self.per_token = per_token  # a per-token gate needs a per-token capture
         # a matched control: {step: (frout target, ramp width relative to the live cosine spread)}
         self.frout_schedule = frout_schedule
+        # cumulative matching (routing.frout_carry): what the schedule asked for and what was routed, summed over
+        # the steps so far; the difference is added to the next step's target (restored from metrics on resume)
+        self.carry = carry
+        self.cum_scheduled, self.cum_routed = cumulative
+        self._step = 0
 
     @property
     def direction(self) -> Direction:
@@ -72,7 +80,8 @@ class Route2b(DirectionIntervention):
         from gradient_quarantine.routing.capture import GradCapture
 
         if self.frout_schedule is not None:  # a matched control follows its partner step by step
-            self.router.frout_target, self.router.ramp_rel_width = self.frout_schedule[step]
+            self.router.frout_target, self.router.ramp_rel_width = self.matched_target(step)
+            self._step = step
         with GradCapture(self.router.adapter, per_token=self.per_token) as cap, self.router.intercept():
             loss = run_backward()  # TRL's forward + backward; autograd's own dS gradients are dropped
             result = self.router.route(cap)  # f_b per item; main = sum (1 - f_b) G_b, knob = sum f_b G_b
@@ -81,8 +90,28 @@ class Route2b(DirectionIntervention):
 
     def finish_gradients(self, adapter, routed: Sequence[RouteResult]) -> Metrics:
         """routing/frout, the band, the live cosines' percentiles, the gate's spread, resid_cos, dropped_frac and
-        the two knobs' gradient norms, over the step's micro-batches (`Router.stats`)."""
-        return self.router.stats(routed)
+        the two knobs' gradient norms, over the step's micro-batches (`Router.stats`); for a matched control the
+        scheduled target and the cumulative sums (`routing/frout_scheduled`, `routing/frout_cum_scheduled`,
+        `routing/frout_cum`)."""
+        m = self.router.stats(routed)
+        if self.frout_schedule is not None and self._step in self.frout_schedule:
+            m.update(self.account(self._step, m.get("routing/frout")))
+        return m
+
+    def matched_target(self, step: int) -> tuple[float, float | None]:
+        """A matched control's (frout target, ramp width) at `step`: the schedule's, plus with `carry` what the
+        steps so far fell short of (a step whose groups had no reward variance routes nothing), within [0, 1]."""
+        target, ramp = self.frout_schedule[step]
+        if self.carry:
+            target = min(max(target + self.cum_scheduled - self.cum_routed, 0.0), 1.0)
+        return target, ramp
+
+    def account(self, step: int, frout: float | None) -> Metrics:
+        """Add step `step`'s scheduled and realised frout (None / NaN: nothing routed) to the sums; their gauges."""
+        self.cum_scheduled += self.frout_schedule[step][0]
+        self.cum_routed += float(frout) if frout is not None and math.isfinite(frout) else 0.0
+        return {"routing/frout_scheduled": self.frout_schedule[step][0],
+                "routing/frout_cum_scheduled": self.cum_scheduled, "routing/frout_cum": self.cum_routed}  # fmt: skip
 
 
 class Erase(Route2b):

@@ -419,7 +419,13 @@ def make_intervention(setup: RunSetup, ckpt: Path | None = None) -> Intervention
     first = schedule[1] if schedule else (None, None)
     router = Router(setup.adapter, direction, band, granularity=cfg.routing.gate, frout_target=first[0],
                     ramp_rel_width=first[1])  # fmt: skip
-    return cls(router, per_token=cfg.routing.gate == "token", frout_schedule=schedule, **refresh)
+    cumulative = (0.0, 0.0)
+    if schedule is not None and ckpt is not None:  # resume: the sums as the last kept metrics row logged them
+        rows = [r for r in setup.run_dir.read_metrics() if "routing/frout_cum" in r]
+        if rows:
+            cumulative = (float(rows[-1]["routing/frout_cum_scheduled"]), float(rows[-1]["routing/frout_cum"]))
+    return cls(router, per_token=cfg.routing.gate == "token", frout_schedule=schedule, carry=cfg.routing.frout_carry,
+               cumulative=cumulative, **refresh)  # fmt: skip
 
 
 # ==========================================================================================================
