@@ -171,3 +171,19 @@ def test_cli_queue_add_dry_run_and_refusal(tmp_path: Path) -> None:
     jobs = JobQueue(db).jobs()
     assert all(j.spec["overrides"]["steps"] == 5 for j in jobs)
     assert json.loads(json.dumps(jobs[0].spec))["preset"] == "paper"
+
+
+def test_an_entry_can_run_on_its_own_seeds_and_headtohead_expands_valid():
+    """`seeds` on an entry: its jobs use them (random-V's partner exists for each); `--seeds` overrides every
+    entry. The headtohead sweep: 5 seeds for vanilla / route2b / random-V, 3 for the rest, all valid."""
+    from gradient_quarantine.experiments.sweep import expand, load_sweep, validate
+
+    jobs = expand(load_sweep("headtohead"))
+    by = {}
+    for j in jobs:
+        by.setdefault(j.label, []).append(j.seed)
+    assert by["vanilla"] == by["route2b"] == by["random_v"] == [41, 42, 43, 44, 45]
+    assert by["clean"] == by["monitor_screen_det_heldout_a"] == [41, 42, 43]
+    assert len(jobs) == 45 and validate(jobs) == {}
+    one = expand(load_sweep("headtohead"), seeds=[41])
+    assert {j.seed for j in one} == {41} and len(one) == 13

@@ -17,6 +17,7 @@ A sweep file:
       - random_v                 # its routing.frout_from is "{run_dir:route2b}": runs after route2b, same seed
       - {arm: vanilla, suffix: long, set: {steps: 200}}      # a variant of an arm file
       - {name: my_arm, set: {method: route2b, routing.k: 2}} # an inline arm
+      - {arm: route2b, suffix: more, seeds: [41, 42, 43, 44, 45]}   # this entry on its own seeds
     command: null                # optional argv template: run this instead of `gq train` (tests, custom jobs)
 
 Precedence of overrides: preset < sweep `set` < arm file `set` < entry `set` < `queue add --set`.
@@ -78,6 +79,9 @@ class ArmEntry(_Strict):
     description: str | None = None
     reads_labels: bool | None = None
     priority: int = Field(0, description="added to the queue priority of this entry's jobs")
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="this entry's seeds (default: the sweep's; `--seeds` overrides both)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ArmEntry:
@@ -196,6 +200,7 @@ def load_sweep(name: str | Path) -> SweepFile:
 
 def expand(sweep: SweepFile, seeds: list[int] | None = None, extra: dict[str, Any] | None = None) -> list[PlannedJob]:
     """Every (entry, seed) as a PlannedJob with its merged overrides; checks references between entries."""
+    cli_seeds = bool(seeds)
     seeds = list(seeds) if seeds else list(sweep.seeds)
     planned: list[PlannedJob] = []
     labels: list[str] = []
@@ -218,7 +223,7 @@ def expand(sweep: SweepFile, seeds: list[int] | None = None, extra: dict[str, An
         overrides = {**sweep.set, **base_set, **entry.set, **(extra or {})}
         overrides["arm"] = arm_name  # the label runs record and the report groups by
         refs = {k: m.group(1) for k, v in overrides.items() if isinstance(v, str) and (m := _REF.match(v))}
-        for seed in seeds:
+        for seed in seeds if cli_seeds else (entry.seeds or seeds):
             planned.append(
                 PlannedJob(
                     label=label, arm=arm_name, seed=seed, preset=preset,
