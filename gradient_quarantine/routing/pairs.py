@@ -335,10 +335,14 @@ def _backward_chunks(
         # trim the right padding this chunk does not need
         T = int(att.sum(1).max())
         ids, att, cmask = ids[:, :T], att[:, :T], cmask[:, :T]
+        # the LM head only where a completion token is predicted: from the position before the earliest completion
+        # token of the chunk on (the prompt's ~300 positions would cost a full-vocabulary projection each)
+        first = int(cmask.float().argmax(1).min())  # earliest completion position in the chunk (>= 1: a prompt)
+        keep = T - (first - 1)
         with GradCapture(adapter, per_token=per_token) as cap:
-            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1]  # (n, T-1, V) predicts t+1
-            logp = selective_log_softmax(logits.float() / temperature, ids[:, 1:])  # (n, T-1)
-            mask = cmask[:, 1:].to(logp.dtype)  # (n, T-1) targets that are completion tokens
+            logits = model(input_ids=ids, attention_mask=att, logits_to_keep=keep).logits[:, :-1]  # predicts t+1
+            logp = selective_log_softmax(logits.float() / temperature, ids[:, first:])  # (n, T-first)
+            mask = cmask[:, first:].to(logp.dtype)  # (n, T-first) targets that are completion tokens
             w = norm.weights(mask.sum(1)).to(logp.device)  # (n,)
             ell = (logp * mask).sum(1) * w  # (n,) l(y_n)
             ell.sum().backward()
