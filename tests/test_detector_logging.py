@@ -137,8 +137,13 @@ def test_row_scores_back_in_step_order():
         [0.0, 1.0, 0.4, 1.0, 0.0]
     )
     m = rec.detector_metrics({"routing/dropped_frac": 0.25})
-    # scored policy rows: 0 (clean, 0.1), 1 (hack, 0.7), 2 (hack, 0.3) -> both hacks above the clean row
+    # scored policy rows, as completion scores sign(A) cos: 0 (clean, -0.1), 1 (hack, 0.7), 2 (hack, 0.3)
     assert m["detector/auc"] == pytest.approx(1.0)
+    # the sign matters: a hack reinforced (A > 0) at cos 0.2 and a clean row pushed down (A < 0) at raw cos 0.5
+    # is a completion score of 0.2 against -0.5: the raw cosines would have ranked them the other way
+    from gradient_quarantine.train.step import completion_score
+
+    assert completion_score(0.2, 1.0) > completion_score(0.5, -2.0) and completion_score(0.3, None) == 0.3
     assert m["detector/gate_tpr"] == pytest.approx(0.7) and m["detector/gate_fpr"] == pytest.approx(0.0)
     assert (m["detector/n_hack"], m["detector/n_clean"]) == (2, 1)
     assert m["routing/capture"] == pytest.approx(0.75)
@@ -245,9 +250,8 @@ def _check_rows_and_metrics(cfg, path):
         assert (m["detector/n_hack"], m["detector/n_clean"]) == (len(hack), len(clean))
         if hack and clean:
             auc_seen = True
-            assert m["detector/auc"] == pytest.approx(
-                _pairwise_auc([r["cos"] for r in own], [r["hack"] for r in own])
-            )
+            signed = [r["cos"] * (1 if r["advantage"] > 0 else -1 if r["advantage"] < 0 else 1) for r in own]
+            assert m["detector/auc"] == pytest.approx(_pairwise_auc(signed, [r["hack"] for r in own]))
         else:
             assert m["detector/auc"] is None
         for key, side in (("detector/gate_tpr", hack), ("detector/gate_fpr", clean)):

@@ -27,11 +27,12 @@ def test_a8_pools_each_gated_runs_rows(tmp_path):
     # hack scores 0.3, 0.1 (gates 1, 0.5); other rows 0.2, 0.0, -0.1 (gates 0.8, 0, 0); a teacher row and a row
     # without gradient (cos null) are left out. AUC by hand: pairs (hack > other) = 0.3 beats all 3, 0.1 beats 2:
     # 5 of 6.
-    def row(cos, gate, hack, teacher=False):
-        return {"step": 1, "cos": cos, "gate": gate, "hack": hack, "teacher": teacher, "advantage": 0.5}
+    def row(cos, gate, hack, teacher=False, advantage=0.5):
+        return {"step": 1, "cos": cos, "gate": gate, "hack": hack, "teacher": teacher, "advantage": advantage}
 
+    # the row at raw cos 0.1 was pushed down (A < 0): its completion score is -0.1, as the row at raw -0.1 is
     rows = [row(0.3, 1.0, True), row(0.1, 0.5, True), row(0.2, 0.8, False), row(0.0, 0.0, False),
-            row(-0.1, 0.0, False), row(0.9, 1.0, True, teacher=True), row(None, None, True)]  # fmt: skip
+            row(0.1, 0.0, False, advantage=-1.0), row(0.9, 1.0, True, teacher=True), row(None, None, True)]  # fmt: skip
     metrics = [{"step": 1, "routing/frout": 0.2, "routing/capture": 0.1, "detector/auc": 1.0, "leak/leakage": 0.9},
                {"step": 2, "routing/frout": 0.4, "routing/capture": 0.3, "detector/auc": 0.5}]  # fmt: skip
     gated = _run(tmp_path, "0002_route2b_s41", "route2b", rows, metrics)

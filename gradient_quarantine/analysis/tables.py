@@ -420,7 +420,7 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
     and the mean gate on each class (the gate's soft TPR and FPR); the mean per-step AUC beside it."""
     import json
 
-    from gradient_quarantine.train.step import roc_auc
+    from gradient_quarantine.train.step import completion_score, roc_auc
 
     t = Table(["run", "arm", "seed", "scored rows (hack / other)", "AUC (pooled)", "AUC (mean per step)",
                "gate on hacks (TPR)", "gate on others (FPR)", "frout", "knob capture", "leakage"])  # fmt: skip
@@ -434,7 +434,7 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
         if not scored:
             continue  # an arm without a gate, or a run from before rows carried their score
         hack = [x["hack"] for x in scored]
-        auc = roc_auc([x["cos"] for x in scored], hack)
+        auc = roc_auc([completion_score(x["cos"], x.get("advantage")) for x in scored], hack)
         g_h = [x["gate"] for x in scored if x["hack"]]
         g_c = [x["gate"] for x in scored if not x["hack"]]
         tpr = sum(g_h) / len(g_h) if g_h else float("nan")
@@ -448,9 +448,11 @@ def detector_table(runs: Sequence[Run], arm_of: dict[Path, str] | None = None) -
                            "auc_pooled": auc, "auc_step_mean": step_auc, "gate_tpr": tpr, "gate_fpr": fpr,
                            "frout_mean": frout, "capture_mean": capture, "leakage_mean": leak})  # fmt: skip
     t.notes += [
-        "score = the row's cosine with v_grad (per-token gate: its mass-weighted mean token cosine), what the gate "
-        "read; rows without gradient (zero advantage) have none and are left out. A score's sign follows its "
-        "advantage's, as the gate's does. Labels are read here, after the run: the router never sees them.",
+        "score = the completion's own cosine with v_grad, sign(A_b) x the cosine the gate read (per-token gate: its "
+        "mass-weighted mean token cosine): the gate reads the update A_b grad l(y_b), whose sign follows the "
+        "advantage's, so its raw cosine would separate hacks (which get the positive advantages) under any "
+        "direction; rows without gradient (zero advantage) have none and are left out. Labels are read here, after "
+        "the run: the router never sees them.",
         "knob capture = 1 - routing/dropped_frac, mean over steps: the share of the routed gradient that the knob "
         "keeps (1 for a shared knob; a disjoint knob keeps only what falls on its own axes). Deleting a knob that "
         "captured little removes little.",

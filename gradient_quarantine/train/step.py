@@ -203,8 +203,8 @@ class StepRecord:
         if sc is None or not sc.routed or r is None or len(r.verdicts) != len(sc.cos):
             return m
         own = [i for i, t in enumerate(r.teacher) if t is None and sc.cos[i] is not None]
-        m.update(detector_gauges([sc.cos[i] for i in own], [sc.gate[i] for i in own],
-                                 [bool(r.verdicts[i].hack) for i in own]))  # fmt: skip
+        m.update(detector_gauges([completion_score(sc.cos[i], sc.advantage[i]) for i in own],
+                                 [sc.gate[i] for i in own], [bool(r.verdicts[i].hack) for i in own]))  # fmt: skip
         return m
 
     def logp_metrics(self) -> Metrics:
@@ -225,6 +225,14 @@ class StepRecord:
 # the detector on the policy's own rollouts (labels read for the logs only)
 
 
+def completion_score(cos: float, advantage: float | None) -> float:
+    """The detector's score of the completion itself, `cos(grad l(y_b), v_hat) = sign(A_b) cos(u_b, v_hat)`: the
+    gate reads the update `u_b = A_b grad l(y_b)`, whose sign follows the advantage's, so its raw cosine would
+    separate hacks from the rest whenever hacks get the positive advantages, whatever the direction (a random
+    one included). This is what `gq detector eval` scores."""
+    return cos if advantage is None or advantage == 0 else math.copysign(1.0, advantage) * cos
+
+
 def roc_auc(scores: list[float], labels: list[bool]) -> float | None:
     """ROC AUC of `scores` for `labels` (True: positive): P(score of a positive > score of a negative), ties
     counted half (the Mann-Whitney U over n_pos * n_neg, from average ranks). None when either class is empty."""
@@ -240,7 +248,7 @@ def roc_auc(scores: list[float], labels: list[bool]) -> float | None:
 
 
 def detector_gauges(cos: list[float], gate: list[float], hack: list[bool]) -> Metrics:
-    """The detector on rows with a score (one entry per row, alike): `detector/auc` (ROC AUC of the cosine, hack
+    """The detector on rows with a score (one entry per row, alike): `detector/auc` (ROC AUC of the score, hack
     rows vs the rest, None when either class is empty), `detector/gate_tpr` / `detector/gate_fpr` (the mean gate
     on hack / non-hack rows: the gate's soft true- and false-positive rates, None without such rows),
     `detector/n_hack`, `detector/n_clean` (how many rows of each class they are over)."""
