@@ -21,6 +21,7 @@ longer match), so a new purpose gets a new function with a new salt.
 | `monitor_uniform(s, key)`     | `seed`            | blake2b-64 of `["gq-monitor", s, *key]` / 2**64     | `train/baselines.Monitor` (its noise)                |
 | `warmstart_hacks_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-hacks:<s>")`              | `train/warmstart.warmstart_examples`                 |
 | `warmstart_order_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-order:<s>")`              | `train/warmstart` (batch order)                      |
+| `bootstrap_rng(s)`            | the report's (0)  | `numpy default_rng([s, 0xB007])`                    | `analysis/stats.hierarchical_bootstrap` (its draws)  |
 
 Seeded without a salt, outside this module: the trainer's global seeding `transformers.set_seed(seed)` (torch,
 numpy and random: TRL's own sampling and dropout), the tiny test model's init `torch.manual_seed(seed)`
@@ -54,6 +55,7 @@ EVAL_PROMPTS_SALT = 0xE7A1
 EVAL_SAMPLING_SALT = 0xDE91
 PROMPT_ORDER_SALT = 0x5A3
 TEACHER_SALT = 0x7EAC
+BOOTSTRAP_SALT = 0xB007
 # the random-V control's torch.Generator seed is the run seed plus this (a prime)
 RANDOM_V_OFFSET = 7919
 # hashed streams: the first element of the hashed record
@@ -136,3 +138,11 @@ def warmstart_hacks_rng(seed: int) -> random.Random:
 def warmstart_order_rng(seed: int) -> random.Random:
     """The warm start's batch order, epoch by epoch."""
     return random.Random(f"warmstart-order:{seed}")
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+
+
+def bootstrap_rng(seed: int) -> np.random.Generator:
+    """A report's bootstrap draws (`analysis.stats.hierarchical_bootstrap`): the same tables every time."""
+    return _np_rng(seed, BOOTSTRAP_SALT)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from gradient_quarantine.seeding import bootstrap_rng
+
 ALPHA = 0.05
 MIN_SEEDS = 3  # fewer than this is flagged on every table
 
@@ -132,7 +134,7 @@ def hierarchical_bootstrap(
             diffs.append(np.array([arm[s][p] - ref[s][p] for p in prompts], dtype=float))
     if not diffs:
         return None
-    rng = np.random.default_rng(seed)
+    rng = bootstrap_rng(seed)
     delta = float(np.mean([d.mean() for d in diffs]))
     S = len(diffs)
     picked = rng.integers(0, S, size=(n_boot, S))  # the seeds drawn at each of the S positions of each draw
