@@ -69,7 +69,9 @@ def mean_completion_states(
         T = int(att.sum(1).max())  # right padding: trim what this chunk does not need
         ids, att = input_ids[lo : lo + step, :T].to(device), att[:, :T].to(device)
         cmask = completion_mask[lo : lo + step, :T].to(device, torch.float32)  # (n, T)
-        h = model(input_ids=ids, attention_mask=att, output_hidden_states=True).hidden_states[layer].float()
+        # logits_to_keep=1: the LM head is not needed (a full-vocabulary projection of every position otherwise)
+        h = model(input_ids=ids, attention_mask=att, output_hidden_states=True, logits_to_keep=1).hidden_states[layer]
+        h = h.float()
         out.append((h * cmask[..., None]).sum(1) / cmask.sum(1, keepdim=True))  # (n, H)
     return torch.cat(out).cpu()
 
