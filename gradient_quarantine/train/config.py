@@ -231,6 +231,9 @@ class GRPOSection(_Section):
         "in TRL's 4096 x 32768 tiles ('trl', its own CPU path, kept for the bench); no effect on a GPU",
     )
 
+    # New fields left out of config_hash at their defaults when the default is what earlier runs did.
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"knob_optimizer": "separate"}
+
     @property
     def rollouts_per_step(self) -> int:
         return self.prompts_per_step * self.num_generations
@@ -663,7 +666,7 @@ class TrainConfig(_Section):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
         for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT),
-                              ("baseline", BaselineSection.HASH_OMIT_AT_DEFAULT)):
+                              ("baseline", BaselineSection.HASH_OMIT_AT_DEFAULT), ("grpo", GRPOSection.HASH_OMIT_AT_DEFAULT)):
             for key, default in omit.items():  # so hashes of earlier runs still match
                 if d[section].get(key) == default:
                     d[section].pop(key)
