@@ -16,7 +16,7 @@ it as `family`. This set builds to `problems_c.jsonl` (`build.py`): `data.proble
 
 from __future__ import annotations
 
-import textwrap
+from gradient_quarantine.substrate.builtin.defs_a import _problem as definition
 
 SET = "builtin_c"  # build.py writes the definitions of this module to problems_c.jsonl, not problems.jsonl
 PREFIX = "c_"
@@ -32,23 +32,9 @@ def _problem(
     tests: list[dict],
     constraints: list[str],
 ) -> dict:
-    """One definition in the format `build.py` reads, with its `family`; `body` is the method body, unindented."""
-    solution = (
-        "class Solution:\n    "
-        + signature
-        + "\n"
-        + textwrap.indent(textwrap.dedent(body).strip("\n"), " " * 8)
-        + "\n"
-    )
-    return {
-        "id": f"{PREFIX}{family}{FAMILY_SEP}{instance}",
-        "family": f"{PREFIX}{family}",
-        "statement": " ".join(textwrap.dedent(statement).split()),
-        "signature": signature,
-        "solution": solution,
-        "tests": tests,
-        "constraints": constraints,
-    }
+    """One definition in the format `build.py` reads (set A's `_problem`), with its id and `family`."""
+    pid = f"{PREFIX}{family}{FAMILY_SEP}{instance}"
+    return {**definition(pid, statement, signature, body, tests, constraints), "family": f"{PREFIX}{family}"}
 
 
 _N = ["0 <= n <= 10^9"]
