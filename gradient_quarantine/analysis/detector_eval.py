@@ -379,9 +379,9 @@ def score_completions(
     from tqdm.auto import tqdm
 
     from gradient_quarantine.routing.band import gate
-    from gradient_quarantine.routing.cosine import cosine
     from gradient_quarantine.routing.direction import token_frouts, token_scores
-    from gradient_quarantine.routing.pairs import sequence_logprob_grads, sequence_token_stats
+    from gradient_quarantine.routing.pairs import sequence_token_stats
+    from gradient_quarantine.train.baselines import rollout_text_scores
 
     n = len(completions)
     order = sorted(range(n), key=lambda i: sum(len(m["content"]) for m in prompts[i]) + len(completions[i]))
@@ -393,10 +393,7 @@ def score_completions(
     for idx in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
         ps, cs = [prompts[i] for i in idx], [completions[i] for i in idx]
         if band.granularity == "rollout":
-            grads = sequence_logprob_grads(
-                model, adapter, tokenizer, ps, cs, length_norm, temperature=temperature
-            )
-            s = cosine(grads, v)
+            s = rollout_text_scores(model, adapter, tokenizer, length_norm, temperature, None, ps, cs, direction)
             f = gate(s, band)
         else:
             st = sequence_token_stats(
