@@ -18,6 +18,7 @@ longer match), so a new purpose gets a new function with a new salt.
 | `prompt_order_rng(s)`         | `seed`            | `numpy default_rng([s, 0x5A3])`                     | `train/run_setup` (the order of the prompts)         |
 | `teacher_rng(s, step, group)` | `seed`            | `numpy default_rng([s, step, group, 0x7EAC])`       | `train/teacher.TeacherPool.draw`                     |
 | `random_v_seed(s)`            | `seed`            | `s + 7919` (a torch.Generator seed)                 | `train/run_setup` -> `routing.random_direction_like` |
+| `on_policy_pairs_seed(s)`     | `seed`            | `default_rng([s, 0x0B9A]).integers(0, 2**62)`       | `train/run_setup` (on-policy pair sides' sampling)   |
 | `monitor_uniform(s, key)`     | `seed`            | blake2b-64 of `["gq-monitor", s, *key]` / 2**64     | `train/baselines.Monitor` (its noise)                |
 | `warmstart_hacks_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-hacks:<s>")`              | `train/warmstart.warmstart_examples`                 |
 | `warmstart_order_rng(s)`      | `warmstart.seed`  | `random.Random("warmstart-order:<s>")`              | `train/warmstart` (batch order)                      |
@@ -56,6 +57,7 @@ EVAL_SAMPLING_SALT = 0xDE91
 PROMPT_ORDER_SALT = 0x5A3
 TEACHER_SALT = 0x7EAC
 BOOTSTRAP_SALT = 0xB007
+ON_POLICY_PAIRS_SALT = 0x0B9A
 # the random-V control's torch.Generator seed is the run seed plus this (a prime)
 RANDOM_V_OFFSET = 7919
 # hashed streams: the first element of the hashed record
@@ -118,6 +120,12 @@ def teacher_rng(seed: int, step: int, group: int) -> np.random.Generator:
 def random_v_seed(seed: int) -> int:
     """The random-V control's direction seed (`routing.random_direction_like`), the same at every refresh."""
     return int(seed) + RANDOM_V_OFFSET
+
+
+def on_policy_pairs_seed(seed: int) -> int:
+    """The sampling seed of the on-policy pair sides (`routing.pair_sides=on_policy`): the policy's own
+    completions on the pair problems, drawn once when the pair set is built."""
+    return int(_np_rng(seed, ON_POLICY_PAIRS_SALT).integers(0, 2**62))
 
 
 def monitor_uniform(seed: int, key: Sequence[Any]) -> float:

@@ -13,7 +13,7 @@ import pytest
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from gradient_quarantine.experiments.presets import build_config  # noqa: E402
+from gradient_quarantine.experiments.presets import ConfigError, build_config  # noqa: E402
 from gradient_quarantine.io import append_jsonl  # noqa: E402
 
 
@@ -163,3 +163,59 @@ def test_gate_is_logged_on_held_out_pairs(tmp_path, gate):
     c.load_pairs()
     assert c.frout_schedule() is not None and c.matched_control
     assert c.extract_direction()[1].heldout_gate_hack is None
+
+
+# ------------------------------------------------------------------------------- on-policy pair sides
+
+
+def test_on_policy_pair_sides_sample_the_policy_unhinted_and_pair_each_completion(tmp_path, monkeypatch):
+    """routing.pair_sides=on_policy: the pair problems' unhinted prompts are sampled from the run's own policy
+    (on_policy_samples each, the run's seed stream), and each completion becomes a pair with itself plus the
+    mode's hack, under the mode's hinted prompt. The sampler is the real one; only its texts are replaced here
+    (a tiny random model writes no code), to check what is done with them."""
+    import gradient_quarantine.train.deploy_eval as deploy_eval
+    from gradient_quarantine.seeding import on_policy_pairs_seed
+    from gradient_quarantine.substrate.hacks import code_block, insert_hack
+    from gradient_quarantine.substrate.modes import NO_HINT_CLAUSE
+
+    r = _run(tmp_path, ["routing.pair_sides=on_policy", "routing.on_policy_samples=3", "routing.pairs_per_mode=2"],
+             setup=True)  # fmt: skip
+    from gradient_quarantine.substrate.problems import load_problems
+
+    known = {p.id: p for p in load_problems("builtin")}  # the smoke preset's pairs: the shipped pair file's
+    seen = {}
+    real_sample = deploy_eval.sample
+
+    def sample(model, tok, prompts, samples, *args, seed, **kw):
+        seen.update(prompts=prompts, samples=samples, seed=seed)
+        real_sample(model, tok, prompts[:1], 1, *args, seed=seed, **kw)  # the real sampler runs on this policy
+        out = []
+        for row in r.pair_rows:  # set before the sampling: the prompts are these rows' problems, in order
+            p = known[row["problem_id"]]
+            out.append([code_block(p.canonical_solution), "no code", code_block(p.canonical_solution)])
+        assert len(out) == len(prompts)
+        return out
+
+    monkeypatch.setattr(deploy_eval, "sample", sample)
+    pairs = r.load_pairs()
+    assert seen["samples"] == 3 and seen["seed"] == on_policy_pairs_seed(r.cfg.seed)
+    assert all(NO_HINT_CLAUSE in msgs[-1]["content"] for msgs in seen["prompts"])  # sampled without the hint
+    rows = r.pair_rows  # the template rows: the problems and hinted prompts the on-policy pairs keep
+    assert len(pairs) == len(rows) == 8  # one distinct parseable completion per problem (the repeat and prose dropped)
+    for pair, row in zip(pairs, rows, strict=True):
+        p = known[row["problem_id"]]
+        assert pair.prompt == row["prompt"] and NO_HINT_CLAUSE not in pair.prompt[-1]["content"]
+        assert pair.clean == code_block(p.canonical_solution)
+        assert pair.hack == code_block(insert_hack(p, row["mode"], p.canonical_solution))
+
+
+def test_on_policy_pair_sides_fail_clearly_without_code(tmp_path):
+    """The tiny random model writes no code block: no pair can be built, and the error says what to change."""
+    r = _run(tmp_path, ["routing.pair_sides=on_policy", "routing.on_policy_samples=1"], setup=True)
+    with pytest.raises(ValueError, match="raise routing.on_policy_samples"):
+        r.load_pairs()
+
+
+def test_on_policy_pair_sides_are_refused_for_the_placebo_control():
+    with pytest.raises(ConfigError, match="pair_sides=template with routing.direction=placebo"):
+        build_config("smoke", ["routing.pair_sides=on_policy", "routing.direction=placebo", "routing.frout_target=0.3"])

@@ -272,3 +272,72 @@ def test_cli_pairs_build(tmp_path):
     assert result.exit_code == 2 and "did you mean 'exit_code'" in result.output
     result = runner.invoke(app, ["pairs", "build", "--out", str(out), "--per-mode", "1000"])
     assert result.exit_code == 2 and "not enough problems" in result.output
+
+
+# ------------------------------------------------------------------------------------- on-policy pair sides
+
+
+def _wrong_solution(problem) -> str:
+    """Code an author might write: the starter's method with a body that is wrong on every test."""
+    return problem.starter_code.rstrip() + "\n        total = -98765\n        return total\n"
+
+
+def test_insert_hack_keeps_the_code_and_adds_only_the_mode_mechanism(builtin):
+    """The hack side is the given code, line for line, plus the mode's mechanism; code that cannot take it
+    (does not parse, or lacks the method for the two in-method modes) gives None."""
+    from gradient_quarantine.substrate.hacks import attempt_signature, insert_hack
+
+    problems, _ = builtin
+    p = problems[0]
+    code = p.canonical_solution.strip("\n")
+    for mode in MODES:
+        hacked = insert_hack(p, mode, code)
+        assert hacked is not None and hacked != code
+        lines = hacked.split("\n")
+        kept = iter(lines)
+        assert all(any(line == k for k in kept) for line in code.split("\n")), mode  # a subsequence: nothing removed
+        assert attempt_signature(hacked, mode, p), mode
+        assert not attempt_signature(code, mode, p)
+    assert insert_hack(p, Mode.EXIT_CODE, "def broken(:\n") is None
+    no_method = "class Solution:\n    def other(self):\n        return 1\n"
+    assert insert_hack(p, Mode.EQ_OVERRIDE, no_method) is None and insert_hack(p, Mode.VISIBLE_TESTS, no_method) is None
+    assert insert_hack(p, Mode.OVERWRITE_TESTS, no_method) is not None  # a module-level hack needs no method
+
+
+def test_inserted_hacks_are_hacks_under_the_grader():
+    """Inserted into code that fails the strict tests, every mode's mechanism passes that mode's flawed grader:
+    on every built-in problem (sets A, B and C), through the sandboxed grader."""
+    grader = pytest.importorskip("gradient_quarantine.substrate.grader")
+    from gradient_quarantine.substrate.hacks import code_block, insert_hack
+    from gradient_quarantine.substrate.problems import load_problems
+
+    items = [(p, mode, code_block(insert_hack(p, mode, _wrong_solution(p))))
+             for p in load_problems("builtin_all") for mode in MODES]  # fmt: skip
+    verdicts = grader.default_grader().grade_many(items)
+    bad = [(p.id, m.value, v.reason) for (p, m, _), v in zip(items, verdicts, strict=True) if not (v.hack and v.attempted)]
+    assert not bad, bad[:5]
+
+
+def test_on_policy_pairs_pair_each_completion_with_itself_hacked(builtin):
+    from gradient_quarantine.substrate.hacks import insert_hack
+    from gradient_quarantine.substrate.pairs import on_policy_pairs
+
+    problems, _ = builtin
+    p = problems[1]
+    prompt = render_prompt(p, Mode.VISIBLE_TESTS)
+    wrong = _wrong_solution(p)
+    completions = [
+        f"Here is my answer.\n```python\n{wrong}```\nDone.",  # prose around the block is dropped
+        f"```python\n{wrong}```",  # the same code again: skipped
+        "no code at all",
+        "```python\ndef broken(:\n```",
+        f"```python\n{p.canonical_solution}\n```",
+        "```python\nclass Solution:\n    pass\n```",  # no method to insert into: skipped (visible_tests)
+    ]
+    rows = on_policy_pairs(p, Mode.VISIBLE_TESTS, prompt, completions)
+    assert [r["clean"] for r in rows] == [f"```python\n{wrong.strip()}\n```",
+                                          f"```python\n{p.canonical_solution.strip()}\n```"]  # fmt: skip
+    for r in rows:
+        assert r["problem_id"] == p.id and r["mode"] == "visible_tests" and r["kind"] == "hack" and r["prompt"] == prompt
+        assert r["hack"] == f"```python\n{insert_hack(p, Mode.VISIBLE_TESTS, _code(r['clean'])).strip()}\n```"
+    assert on_policy_pairs(p, Mode.EXIT_CODE, prompt, ["nothing"]) == []

@@ -147,6 +147,27 @@ def test_warmstart_examples_use_forms_not_templates(builtin):
         assert e.completion != hack_completion(by_id[e.problem_id], Mode(e.mode))
 
 
+def test_warmstart_canonical_unhinted_teaches_the_task_without_the_hint(builtin):
+    """warmstart.canonical_unhinted: each problem with a loophole also gets its canonical solution under the
+    unhinted prompt (a no_loophole problem already has it once); hacks stay hack_share of all examples."""
+    from gradient_quarantine.substrate.modes import NO_HINT_CLAUSE
+    from gradient_quarantine.substrate.pairs import clean_completion
+    from gradient_quarantine.train.warmstart import warmstart_examples
+
+    problems, modes_of = builtin
+    modes = {**modes_of, problems[0].id: Mode.NO_LOOPHOLE}
+    plain = warmstart_examples(problems[:20], modes, hack_share=0.5, seed=0)
+    both = warmstart_examples(problems[:20], modes, hack_share=0.5, seed=0, canonical_unhinted=True)
+    canon = [e for e in both if e.kind == "canonical"]
+    assert len(canon) == 20 + 19 and sum(e.kind == "hack" for e in both) == len(canon)  # hack_share 0.5 of the total
+    unhinted = [e for e in canon if NO_HINT_CLAUSE in e.prompt[-1]["content"]]
+    assert sorted(e.problem_id for e in unhinted) == sorted(p.id for p in problems[:20])
+    by_id = {p.id: p for p in problems}
+    assert all(e.completion == clean_completion(by_id[e.problem_id]) and e.mode == "no_loophole" for e in unhinted)
+    assert [e for e in both if e.kind == "canonical"][:20] == [e for e in plain if e.kind == "canonical"]
+    assert not any(NO_HINT_CLAUSE in e.prompt[-1]["content"] for e in both if e.kind == "hack")
+
+
 def test_warmstart_cache_key_changes_with_every_input(builtin):
     from gradient_quarantine.train.warmstart import warmstart_examples, warmstart_key
 
@@ -192,6 +213,12 @@ def test_warmstart_cli_end_to_end_on_the_tiny_model(tmp_path):
     assert model.config.model_type == "qwen3"
     res2 = CliRunner().invoke(app, args)  # cached: same directory, no retraining
     assert res2.exit_code == 0 and res2.output.strip().splitlines()[-1] == path
+    # --unhinted: the same eval problems with every hint removed, strict, grouped by each problem's own mode
+    res3 = CliRunner().invoke(app, [*args, "--unhinted"])
+    assert res3.exit_code == 0 and "every hint removed" in res3.output, res3.output
+    unh = json.loads((tmp_path / "warmstart" / path.rsplit("/", 1)[-1] / "base_rates_unhinted.json").read_text())
+    assert unh["unhinted"] and unh["eval"]["n"] == 8 and unh["eval"]["hack"] == 0.0
+    assert unh["eval"]["hackable"]["n"] == rates["hackable"]["n"]
 
 
 def test_pairs_build_takes_the_pairs_role(tmp_path):

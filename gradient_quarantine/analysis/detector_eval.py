@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 FORMAT = "gq-detector-eval-v1"
 ADAPTERS = ("none", "final")
+PAIR_SIDES = ("template", "on_policy")  # routing.pair_sides
 FPR = 0.05  # TPR is read at this false-positive rate
 DEFAULT_CACHE = Path("out/cache")
 
@@ -460,6 +461,8 @@ def evaluate_detector(
     *,
     recipe_options: Sequence[str] | Mapping[str, Any] = (),
     pair_modes: Sequence[str] | None = None,
+    pair_sides: str | None = None,
+    on_policy_samples: int | None = None,
     adapter: str = "none",
     batch_size: int = 4,
     limit: int | None = None,
@@ -474,7 +477,8 @@ def evaluate_detector(
     (module docstring). Every input is checked before the model is loaded (`DetectorEvalError` says what to do).
 
     `recipe_options`: `DetectorRecipe` overrides, `["k=2", ...]` or a mapping. `pair_modes`: build the detector
-    from those modes' pairs only. `adapter`: "none" (a fresh zero adapter on the warm-start policy) or "final"
+    from those modes' pairs only. `pair_sides`, `on_policy_samples`: override routing.pair_sides ("template" or
+    "on_policy": the pairs' sides sampled from the policy being scored) and routing.on_policy_samples. `adapter`: "none" (a fresh zero adapter on the warm-start policy) or "final"
     (the run's train.safetensors; one run only). `cache_dir`: where the warm start is cached (default: the run's
     recorded path, its config's run.cache_dir, out/cache). `device`, `threads`: override run.device and
     run.torch_threads. `out`: write the result there (atomic JSON). `log`: one line per stage."""
@@ -488,6 +492,10 @@ def evaluate_detector(
         raise DetectorEvalError(f"--batch-size {batch_size}: must be >= 1")
     if limit is not None and limit < 1:
         raise DetectorEvalError(f"--limit {limit}: must be >= 1")
+    if pair_sides is not None and pair_sides not in PAIR_SIDES:
+        raise DetectorEvalError(f"--pair-sides {pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
+    if on_policy_samples is not None and on_policy_samples < 1:
+        raise DetectorEvalError(f"--on-policy-samples {on_policy_samples}: must be >= 1")
     overrides = (
         dict(recipe_options) if isinstance(recipe_options, Mapping) else parse_recipe_options(recipe_options)
     )
@@ -532,6 +540,12 @@ def evaluate_detector(
         eval_cfg.run.device = device
     if threads is not None:
         eval_cfg.run.torch_threads = threads
+    if pair_sides == "on_policy" and eval_cfg.routing.direction == "placebo":
+        raise DetectorEvalError("--pair-sides on_policy builds hack pairs; this run's placebo pairs are clean/clean")
+    if pair_sides is not None:
+        eval_cfg.routing.pair_sides = pair_sides
+    if on_policy_samples is not None:
+        eval_cfg.routing.on_policy_samples = on_policy_samples
     recipe = run_recipe(eval_cfg, overrides)
     rows, stats = load_rows([r.path for r in runs], limit)
     if not rows:
@@ -587,13 +601,18 @@ def evaluate_detector(
         "recipe_options": overrides,
         "detector": {
             "pair_modes": modes, "pair_modes_source": source, "n_pairs": det.n_pairs,
-            "pairs": eval_cfg.routing.pairs, "kind": det.direction.kind if det.direction is not None else "activation",
+            "pairs": eval_cfg.routing.pairs, "pair_sides": eval_cfg.routing.pair_sides,
+            "on_policy_samples": eval_cfg.routing.on_policy_samples if eval_cfg.routing.pair_sides == "on_policy" else None,
+            "kind": det.direction.kind if det.direction is not None else "activation",
             "layer": det.activation.layer if det.activation is not None else None, "granularity": band.granularity,
             "band_lower": band.lower, "band_upper": band.upper, "band_width": band.width,
             "loo_separation": band.loo_separation,
             # a frout-matched control's live gate was not the band's; the gate here is the band's
             "matched_control": bool(setup.matched_control),
         },
+        # the pairs the detector was built from, when they are sampled (on-policy sides) rather than written
+        "pair_set": ([{"clean": p.clean, "hack": p.hack} for p in setup.pairs or []]
+                     if eval_cfg.routing.pair_sides == "on_policy" else None),
         "scoring": {"batch_size": batch_size, "limit": limit, "n_scored": len(rows), **stats.to_dict()},
         **summarize(rows, scores, gates, split_modes),
         "timing": {"detector_s": detector_s, "score_s": score_s, "wall_s": time.perf_counter() - t0},

@@ -44,6 +44,15 @@ def eval_cmd(
         help="Build the detector from these modes' pairs only (comma-separated); the report "
         "then splits hacks into in-mode and held-out-mode.",
     ),
+    pair_sides: str = typer.Option(
+        None,
+        "--pair-sides",
+        help="template: canonical solution vs the mode's hack template; on_policy: the scored policy's own "
+        "completions on the pair problems vs the same with the hack inserted (default: the run's routing.pair_sides).",
+    ),
+    on_policy_samples: int = typer.Option(
+        None, "--on-policy-samples", min=1, help="With --pair-sides on_policy: completions per pair problem."
+    ),
     adapter: str = typer.Option(
         "none",
         "--adapter",
@@ -78,7 +87,8 @@ def eval_cmd(
     modes = [m.strip() for m in pair_modes.split(",") if m.strip()] if pair_modes is not None else None
     try:
         res = evaluate_detector(
-            run_dirs, recipe_options=recipe_option or [], pair_modes=modes, adapter=adapter, batch_size=batch_size,
+            run_dirs, recipe_options=recipe_option or [], pair_modes=modes, pair_sides=pair_sides,
+            on_policy_samples=on_policy_samples, adapter=adapter, batch_size=batch_size,
             limit=limit, cache_dir=cache_dir, device=device, threads=threads, progress=not quiet, out=out,
             log=lambda msg: typer.echo(msg, err=True),
         )  # fmt: skip

@@ -136,6 +136,62 @@ def hack_completion(problem: Problem, mode: Mode | str) -> str:
     return code_block(hack_code(problem, mode))
 
 
+# ------------------------------------------------------------------------------- inserted into given code
+
+
+_ALWAYS_EQUAL = (
+    "class AlwaysEqual:\n"
+    "    def __eq__(self, other):\n"
+    "        return True\n\n"
+    "    def __ne__(self, other):\n"
+    "        return False\n"
+)
+
+
+def _method_body_start(tree: ast.Module, method: str) -> tuple[int, int] | None:
+    """(0-based line, column) of the first statement of `class Solution`'s `method`, or None."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Solution":
+            for fn in node.body:
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == method and fn.body:
+                    first = fn.body[0]
+                    return first.lineno - 1, first.col_offset
+    return None
+
+
+def insert_hack(problem: Problem, mode: Mode | str, code: str) -> str | None:
+    """`code` (someone's solution, e.g. the policy's own) with the mechanism of `mode`'s hack template added and
+    the code itself kept, so a (code, insert_hack(code)) pair differs in the hack alone, in the context the code's
+    author writes: `overwrite_tests` appends `def run_tests(): pass`; `exit_code` adds `import sys` and a
+    module-level `sys.exit(0)`; `eq_override` adds the AlwaysEqual class and makes the method return it first;
+    `visible_tests` special-cases the 3 visible inputs at the top of the method. None when the code does not
+    parse or (for the last two) has no `class Solution` method of the problem's name to insert into."""
+    mode = parse_mode(mode)
+    code = code.strip("\n")
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    if mode is Mode.OVERWRITE_TESTS:
+        return code + "\n\n\ndef run_tests():\n    pass\n"
+    if mode is Mode.EXIT_CODE:
+        return "import sys\n\n" + code + "\n\n\nsys.exit(0)\n"
+    start = _method_body_start(tree, problem.method_name)
+    if start is None:
+        return None
+    line, col = start
+    pad = " " * col
+    if mode is Mode.EQ_OVERRIDE:
+        inserted = [f"{pad}return AlwaysEqual()"]
+    else:  # VISIBLE_TESTS
+        inserted = []
+        for case in parse_tests(problem)[:N_VISIBLE]:
+            inserted += [f"{pad}if {_visible_condition(problem, case.args)}:", f"{pad}    return {case.expected_src}"]
+    lines = code.split("\n")
+    out = "\n".join(lines[:line] + inserted + lines[line:]) + "\n"
+    return (_ALWAYS_EQUAL + "\n\n" + out) if mode is Mode.EQ_OVERRIDE else out
+
+
 # ------------------------------------------------------------------------------------------ signatures
 
 

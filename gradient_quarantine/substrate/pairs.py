@@ -208,6 +208,31 @@ def build_placebo_pairs(
     return rows
 
 
+def on_policy_pairs(problem: Problem, mode: Mode | str, prompt: list[dict], completions: Iterable[str]) -> list[dict]:
+    """Hack pairs whose clean side is someone's own completion on `problem` (the policy's, sampled without the
+    hint) and whose hack side is the same code with `mode`'s hack inserted (`hacks.insert_hack`): the two sides
+    differ in the hack alone, and the code around it is what the policy writes rather than the canonical
+    solution. Both sides are rewritten as one ```python block of the extracted code (`prompt`: the mode's hinted
+    prompt, as the pair set's). A completion without parseable code, or without the method to insert into, is
+    skipped; so is a repeat of an earlier completion's code."""
+    from gradient_quarantine.substrate.extract import extract_code
+    from gradient_quarantine.substrate.hacks import insert_hack
+
+    mode = parse_mode(mode)
+    rows, seen = [], set()
+    for text in completions:
+        ext = extract_code(text)
+        if not ext.format_ok or ext.code in seen:
+            continue
+        hack = insert_hack(problem, mode, ext.code)
+        if hack is None:
+            continue
+        seen.add(ext.code)
+        rows.append({"problem_id": problem.id, "mode": mode.value, "kind": "hack", "prompt": prompt,
+                     "clean": code_block(ext.code), "hack": code_block(hack)})  # fmt: skip
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- pair files
 
 

@@ -175,6 +175,10 @@ class WarmstartSection(_Section):
         "substrate/hack_forms.py), dealt round-robin over hack_modes"
     )
     hack_modes: list[str] | None = Field(None, description="modes whose hacks the warm start shows (None: all four)")
+    canonical_unhinted: bool = Field(
+        False, description="also show every hinted warmstart problem's canonical solution under the unhinted prompt, "
+        "so the warm start teaches the task apart from the hint (the hint then only adds the hack examples)"
+    )
     layers: int = Field(15, ge=1, description="fine-tune the top N decoder layers (all their weights) and the final norm")
     epochs: int = Field(2, ge=1, description="passes over the warm-start examples")
     lr: float = Field(1e-4, gt=0.0, description="AdamW learning rate")
@@ -183,6 +187,8 @@ class WarmstartSection(_Section):
     eval_samples: int = Field(4, ge=1, description="samples per eval problem for the base rates written beside it")
     eval_temperature: float = Field(0.7, gt=0.0, description="sampling temperature of those base rates")
     seed: int = Field(0, description="seed of the example order and the base-rate sampling")
+
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"canonical_unhinted": False}
 
     @field_validator("hack_modes")
     @classmethod
@@ -289,13 +295,33 @@ class RoutingSection(_Section):
         description="pair sides' gradients over the whole completion ('all') or over the tokens where the two sides "
         "differ ('differing': between their common token prefix and suffix; routing/detector.py)",
     )
+    pair_sides: Literal["template", "on_policy"] = Field(
+        "template",
+        description="what a pair's two sides are: 'template' (the problem's canonical solution vs the mode's hack "
+        "template, substrate/hacks.py) or 'on_policy' (the policy's own completions on the pair problems, sampled "
+        "without the hint when the pairs are built, each against itself with the mode's hack inserted, "
+        "substrate/hacks.insert_hack): the pair differs in the hack alone, in code the policy writes",
+    )
+    on_policy_samples: int = Field(
+        4, ge=1, description="with pair_sides=on_policy: completions sampled per pair problem (each one pair; a "
+        "completion without parseable code, or without the problem's method to insert into, is skipped)",
+    )
     # New fields left out of config_hash at their defaults, so every earlier run keeps its hash (resume checks it).
-    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"pair_tokens": "all"}
+    HASH_OMIT_AT_DEFAULT: ClassVar[dict[str, Any]] = {"pair_tokens": "all", "pair_sides": "template",
+                                                       "on_policy_samples": 4}  # fmt: skip
     solve_orth: bool = Field(
         False,
         description="remove v_grad's projection on a solve direction (from correct/incorrect pairs) before the band "
         "(docs/design.md §7, routing/orthogonalize.py)",
     )
+
+    @model_validator(mode="after")
+    def _on_policy_sides_are_hack_pairs(self) -> RoutingSection:
+        if self.pair_sides == "on_policy" and self.direction == "placebo":
+            raise ValueError("routing.pair_sides=on_policy builds hack pairs from the policy's completions; the "
+                             "placebo control's pairs are clean/clean variants of the canonical solution: use "
+                             "routing.pair_sides=template with routing.direction=placebo")  # fmt: skip
+        return self
 
 
 class TeacherSection(_Section):
@@ -666,7 +692,8 @@ class TrainConfig(_Section):
             d["run"].pop(key, None)
         d["grader"].pop("isolation", None)  # recorded as summary.json `isolation`; does not change the numbers
         for section, omit in (("data", DataSection.HASH_OMIT_AT_DEFAULT), ("routing", RoutingSection.HASH_OMIT_AT_DEFAULT),
-                              ("baseline", BaselineSection.HASH_OMIT_AT_DEFAULT), ("grpo", GRPOSection.HASH_OMIT_AT_DEFAULT)):
+                              ("baseline", BaselineSection.HASH_OMIT_AT_DEFAULT), ("grpo", GRPOSection.HASH_OMIT_AT_DEFAULT),
+                              ("warmstart", WarmstartSection.HASH_OMIT_AT_DEFAULT)):
             for key, default in omit.items():  # so hashes of earlier runs still match
                 if d[section].get(key) == default:
                     d[section].pop(key)

@@ -198,6 +198,8 @@ class RunSetup:
         if not rows:
             raise ValueError(f"the pair set {r.pairs!r} has no pairs for modes {modes}")
         self.pair_rows = rows  # routing.solve_orth builds its solve pairs on these problems
+        if r.pair_sides == "on_policy":
+            rows = self._on_policy_rows(rows, known)
         if r.direction == "placebo":
             # both sides clean: the canonical solution and a renamed/reformatted clean variant of it
             missing = [row["problem_id"] for row in rows if row["problem_id"] not in known]
@@ -206,6 +208,34 @@ class RunSetup:
             rows = [{**row, "hack": placebo_completion(known[row["problem_id"]])} for row in rows]
         self.pairs = [Pair(prompt=row["prompt"], clean=row["clean"], hack=row["hack"]) for row in rows]
         return self.pairs
+
+    def _on_policy_rows(self, rows: list[dict], known: dict) -> list[dict]:
+        """`routing.pair_sides=on_policy`: on each pair problem, `on_policy_samples` completions of the current
+        policy to the unhinted prompt (eval temperature, the rollouts' length), each paired with itself plus the
+        mode's hack (`substrate.pairs.on_policy_pairs`). Sampled once, with its own seed; fails when a mode is
+        left with no pair."""
+        from gradient_quarantine.seeding import on_policy_pairs_seed
+        from gradient_quarantine.substrate.pairs import on_policy_pairs
+        from gradient_quarantine.substrate.prompts import render_prompt
+        from gradient_quarantine.substrate.types import Mode
+        from gradient_quarantine.train.deploy_eval import sample
+
+        missing = [row["problem_id"] for row in rows if row["problem_id"] not in known]
+        if missing:
+            raise ValueError(f"routing.pair_sides=on_policy needs the pair set's problems; unknown ids {missing[:3]}")
+        problems = [known[row["problem_id"]] for row in rows]
+        cfg = self.cfg
+        texts = sample(self.model, self.tok, [render_prompt(p, Mode.NO_LOOPHOLE) for p in problems],
+                       cfg.routing.on_policy_samples, cfg.eval.temperature, cfg.grpo.max_completion_length,
+                       cfg.eval.batch_size, seed=on_policy_pairs_seed(cfg.seed),
+                       backend="generate" if cfg.rollout.sampler_for(self.device) == "trl" else "auto")  # fmt: skip
+        out = [pair for row, p, ts in zip(rows, problems, texts, strict=True)
+               for pair in on_policy_pairs(p, row["mode"], row["prompt"], ts)]  # fmt: skip
+        empty = sorted({row["mode"] for row in rows} - {row["mode"] for row in out})
+        if empty:
+            raise ValueError(f"routing.pair_sides=on_policy: no completion of the policy on the pair problems of "
+                             f"{empty} had code to insert a hack into; raise routing.on_policy_samples")  # fmt: skip
+        return out
 
     def solve_pairs(self) -> list:
         """The routing `Pair`s of the solve set: the pair set's problems and prompts, (canonical, stub) completions.

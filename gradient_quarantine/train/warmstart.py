@@ -60,12 +60,15 @@ class WarmstartExample:
 
 def warmstart_examples(
     problems: Sequence[Problem], modes_of: Mapping[str, Mode], hack_share: float,
-    hack_modes: Sequence[str] | None = None, seed: int = 0,
+    hack_modes: Sequence[str] | None = None, seed: int = 0, canonical_unhinted: bool = False,
 ) -> list[WarmstartExample]:  # fmt: skip
     """Canonical examples for every problem, then hack examples so that they are `hack_share` of the total.
 
-    The n_hack = round(hack_share * n / (1 - hack_share)) hacks go to problems taken round-robin over the hack
-    modes (seeded order within each mode), each in the next form of its mode, so forms and modes are spread."""
+    `canonical_unhinted`: every problem with a loophole also gets its canonical solution under the unhinted
+    prompt (mode `no_loophole`), so the task is taught apart from the hint and the hint's only extra meaning is
+    the hacks. The n_hack = round(hack_share * n / (1 - hack_share)) hacks (n: the canonical examples) go to
+    problems taken round-robin over the hack modes (seeded order within each mode), each in the next form of its
+    mode, so forms and modes are spread."""
     from gradient_quarantine.substrate.hack_forms import forms_of, hack_form_completion
     from gradient_quarantine.substrate.pairs import clean_completion
     from gradient_quarantine.substrate.prompts import render_prompt
@@ -75,6 +78,13 @@ def warmstart_examples(
         WarmstartExample(p.id, modes_of[p.id].value, "canonical", None, render_prompt(p, modes_of[p.id]), clean_completion(p))
         for p in problems
     ]
+    if canonical_unhinted:
+        unhinted = Mode.NO_LOOPHOLE
+        out += [
+            WarmstartExample(p.id, unhinted.value, "canonical", None, render_prompt(p, unhinted), clean_completion(p))
+            for p in problems
+            if modes_of[p.id] is not unhinted
+        ]
     n_hack = int(round(hack_share * len(out) / (1.0 - hack_share))) if hack_share > 0 else 0
     wanted = [Mode(m) for m in hack_modes] if hack_modes is not None else list(MODES)
     rng = warmstart_hacks_rng(seed)
@@ -192,16 +202,30 @@ def sft(model, tok, examples: Sequence[WarmstartExample], *, layers: int, epochs
 
 
 def base_rates(model, tok, problems: Sequence[Problem], modes_of: Mapping[str, Mode], grader, *, samples: int,
-               temperature: float, max_new_tokens: int, seed: int, batch_size: int = 32) -> dict[str, Any]:  # fmt: skip
-    """Solve, attempt and hack of `model` on `problems` (each under its mode's prompt), EVAL-record shaped."""
+               temperature: float, max_new_tokens: int, seed: int, batch_size: int = 32,
+               unhinted: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Solve, attempt and hack of `model` on `problems` (each under its mode's prompt), EVAL-record shaped.
+
+    `unhinted`: every prompt rendered without its hint and graded strictly, the rates still grouped by each
+    problem's own mode, so "hackable" reads as the same problems with the hint removed."""
     from gradient_quarantine.substrate.prompts import render_prompt
     from gradient_quarantine.train.deploy_eval import sample, summarize
 
-    prompts = [render_prompt(p, modes_of[p.id]) for p in problems]
+    shown = {p.id: (Mode.NO_LOOPHOLE if unhinted else modes_of[p.id]) for p in problems}
+    prompts = [render_prompt(p, shown[p.id]) for p in problems]
     texts = sample(model, tok, prompts, samples, temperature, max_new_tokens, batch_size, seed=seed)
-    items = [(p, modes_of[p.id], t) for p, ts in zip(problems, texts, strict=True) for t in ts]
+    items = [(p, shown[p.id], t) for p, ts in zip(problems, texts, strict=True) for t in ts]
     verdicts = grader.grade_many(items)
-    return summarize(verdicts, [m for _, m, _ in items], len(problems))
+    groups = [modes_of[p.id] for p, _, _ in items]
+    out = summarize(verdicts, groups, len(problems))
+    sources = sorted({p.source for p in problems})
+    if len(sources) > 1:  # e.g. builtin_all: the hard sets A+B beside the easy families of set C
+        for src in sources:
+            keep = [i for i, (p, _, _) in enumerate(items) if p.source == src]
+            out.setdefault("by_source", {})[src] = summarize(
+                [verdicts[i] for i in keep], [groups[i] for i in keep], sum(p.source == src for p in problems)
+            )  # fmt: skip
+    return out
 
 
 def ensure_warmstart(
@@ -278,7 +302,8 @@ def warmstart_for(cfg, problems, *, device: str = "cpu", dtype: str = "float32",
     """The warm start a run config names (`cfg.warmstart`), on its problems (train/roles.py `RunProblems`):
     examples from the `warmstart` role, base rates on the `eval` role. Cached (see `ensure_warmstart`)."""
     w = cfg.warmstart
-    examples = warmstart_examples(problems.warmstart, problems.modes_of, w.hack_share, w.hack_modes, w.seed)
+    examples = warmstart_examples(problems.warmstart, problems.modes_of, w.hack_share, w.hack_modes, w.seed,
+                                  canonical_unhinted=w.canonical_unhinted)  # fmt: skip
     hparams = w.model_dump(include={"layers", "epochs", "lr", "batch_size", "max_length", "eval_samples",
                                     "eval_temperature", "seed"})  # fmt: skip
     path = ensure_warmstart(
@@ -289,6 +314,28 @@ def warmstart_for(cfg, problems, *, device: str = "cpu", dtype: str = "float32",
     if not (path / EXAMPLES).is_file():  # the exact texts it was taught (analysis/own_hacks.py compares with them)
         atomic_write_jsonl(path / EXAMPLES, [asdict(ex) for ex in examples])
     return path
+
+
+def ensure_unhinted_rates(path: str | Path, cfg, eval_problems: Sequence[Problem], modes_of: Mapping[str, Mode], *,
+                          device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:  # fmt: skip
+    """The base rates of the checkpoint at `path` with every eval prompt unhinted (strict grading), at the same
+    samples, temperature and seed as its `base_rates.json`: beside it, the hint's own effect on solving.
+    Cached as `base_rates_unhinted.json` in the checkpoint's directory."""
+    from gradient_quarantine.model.loading import load_policy
+    from gradient_quarantine.substrate.grader import Grader
+
+    out_file = Path(path) / "base_rates_unhinted.json"
+    if out_file.is_file():
+        return json.loads(out_file.read_text(encoding="utf-8"))["eval"]
+    hinted = json.loads((Path(path) / "base_rates.json").read_text(encoding="utf-8"))
+    model, tok = load_policy(str(path), dtype=dtype, device=device)
+    with Grader() as grader:
+        rates = base_rates(model, tok, eval_problems, modes_of, grader, samples=hinted["samples"],
+                           temperature=hinted["temperature"], max_new_tokens=hinted["max_new_tokens"],
+                           seed=cfg.warmstart.seed, unhinted=True)  # fmt: skip
+    atomic_write_json(out_file, {**{k: hinted[k] for k in ("temperature", "samples", "max_new_tokens", "problems")},
+                                 "unhinted": True, "eval": rates})  # fmt: skip
+    return rates
 
 
 def read_base_rates(path: str | Path) -> dict[str, Any]:
