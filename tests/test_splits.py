@@ -237,3 +237,39 @@ def test_pairs_build_takes_the_pairs_role(tmp_path):
     rows = read_pairs(tmp_path / "p.jsonl")
     assert {r["problem_id"] for r in rows} == {p.id for p in rp.pairs}
     assert all(r["mode"] == rp.modes_of[r["problem_id"]].value for r in rows)
+
+
+def test_base_rates_split_by_problem_set_and_unhinted(monkeypatch):
+    """base_rates on a mix of sets reports each set beside the whole; unhinted=True renders every prompt without
+    its hint and grades strictly, still grouping the rates by each problem's own mode. The policy's texts are
+    replaced by each problem's hack (the grader is the real one) so that the hint's removal shows."""
+    import gradient_quarantine.train.deploy_eval as deploy_eval
+    from gradient_quarantine.substrate.grader import Grader
+    from gradient_quarantine.substrate.hacks import hack_completion
+    from gradient_quarantine.substrate.modes import NO_HINT_CLAUSE
+    from gradient_quarantine.substrate.problems import load_problems
+    from gradient_quarantine.train.warmstart import base_rates
+
+    both = load_problems("builtin_all")
+    problems = [both[0], both[1], both[-1]]  # two of sets A/B, one of set C
+    modes = {problems[0].id: Mode.EXIT_CODE, problems[1].id: Mode.NO_LOOPHOLE, problems[2].id: Mode.EQ_OVERRIDE}
+    hacks = [hack_completion(problems[0], Mode.EXIT_CODE), "no code", hack_completion(problems[2], Mode.EQ_OVERRIDE)]
+    seen = []
+
+    def sample(model, tok, prompts, samples, *args, **kw):
+        seen.append(prompts)
+        return [[h] * samples for h in hacks]
+
+    monkeypatch.setattr(deploy_eval, "sample", sample)
+    kw = dict(samples=2, temperature=1.0, max_new_tokens=8, seed=0)
+    with Grader() as grader:
+        hinted = base_rates(None, None, problems, modes, grader, **kw)
+        unhinted = base_rates(None, None, problems, modes, grader, unhinted=True, **kw)
+    for r in (hinted, unhinted):
+        assert r["n"] == 6 and r["by_source"]["builtin"]["n"] == 4 and r["by_source"]["builtin_c"]["n"] == 2
+        assert r["by_source"]["builtin_c"]["n_prompts"] == 1 and set(r["by_mode"]) == {m.value for m in modes.values()}
+        assert r["hackable"]["n"] == 4
+    assert hinted["hackable"]["hack"] == 1.0 and hinted["by_source"]["builtin_c"]["hack"] == 1.0
+    assert unhinted["hack"] == 0.0 and unhinted["hackable"]["solve"] == 0.0  # graded strictly: a hack earns nothing
+    assert [NO_HINT_CLAUSE in m[-1]["content"] for m in seen[0]] == [False, True, False]
+    assert all(NO_HINT_CLAUSE in m[-1]["content"] for m in seen[1])
