@@ -51,8 +51,8 @@ def test_builtin_is_unchanged_and_its_split_is_the_committed_studys():
     ids = [p.id for p in load_problems("builtin")]
     assert len(ids) == 96 and all(i.startswith(("a_", "b_")) for i in ids)
     assert all(p.source == "builtin" for p in load_problems("builtin"))
-    # the demo study's split.json (roles, modes, counts) is what the `builtin` set still gives
-    assert run_problems(build_config("demo")).record() == json.loads(COMMITTED_SPLIT.read_text())
+    # the demo study's split.json (roles, modes, counts) is what the `builtin` set still gives (preset demo_hard)
+    assert run_problems(build_config("demo_hard")).record() == json.loads(COMMITTED_SPLIT.read_text())
 
 
 def test_set_names_and_clear_errors():
