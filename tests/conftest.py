@@ -33,6 +33,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`): the tiny
+    model's ops are too small to gain from threads, and on 2 shared cores 2 threads are about 10x slower."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
 @pytest.fixture
 def tiny_model_and_tokenizer():
     """A fresh random-init tiny Qwen3-style model (seed 0, float32, eval mode) and its offline tokenizer.

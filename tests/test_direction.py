@@ -30,14 +30,7 @@ from gradient_quarantine.routing.pairs import (
     sequence_logprob_grads,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the tiny model's ops are too small to gain from threads, and 2 shared cores make 2 threads 10x slower
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -32,12 +32,7 @@ NEVER = Band(lower=2.0, upper=3.0)  # cosines are <= 1: f = 0 everywhere
 ALWAYS = Band(lower=-3.0, upper=-2.0)  # cosines are >= -1: f = 1 everywhere
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(model_tok, relation="shared", k=1, knob_rank=4):
