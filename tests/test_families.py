@@ -1,9 +1,11 @@
-"""Problem families (set C, `builtin_c` / `builtin_all`), roles drawn by family or by instance (`data.roles_by`),
-and the clean reference arm (`data.train_loophole=false`, experiments/arms/clean.yaml).
+"""Problem families (sets C and D: `builtin_c`, `builtin_d`, `builtin_all`, `builtin_mix`), roles drawn by
+family or by instance (`data.roles_by`), and the clean reference arm (`data.train_loophole=false`,
+experiments/arms/clean.yaml).
 
-Set C is graded like sets A and B (tests/test_grader.py, tests/test_hack_forms.py): every canonical solution
-passes its strict tests in the sandbox, every mode's template hack and warm-start form is graded as that mode's
-hack and nothing else. The `builtin` set and its split are pinned to what the committed demo study ran on.
+Sets C and D are graded like sets A and B (tests/test_grader.py, tests/test_hack_forms.py): every canonical
+solution passes its strict tests in the sandbox, every mode's template hack and warm-start form is graded as
+that mode's hack and nothing else. The `builtin` set and its split are pinned to what the committed demo study
+ran on; `builtin_c` and `builtin_all` are pinned to what they loaded before set D was added.
 """
 
 from __future__ import annotations
@@ -26,19 +28,19 @@ from gradient_quarantine.substrate.types import MODES, Mode
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_SPLIT = ROOT / "docs/results/demo/runs/0001_vanilla_s41/split.json"
 SIZES = {"warmstart": 0.4, "pairs": 0.1, "train": 0.25, "eval": 0.25}
-ID = re.compile(r"^c_([a-z][a-z0-9_]*[a-z0-9])__([a-z][a-z0-9_]*)$")
+# The family sets, with their id prefix: ids read <prefix><family>__<instance>.
+FAMILY_SETS = {"builtin_c": "c_", "builtin_d": "d_"}
 
 
-@pytest.fixture(scope="module")
-def set_c():
-    return load_problems("builtin_c")
+def _id_pattern(prefix: str) -> re.Pattern:
+    return re.compile(rf"^{prefix}([a-z][a-z0-9_]*[a-z0-9])__([a-z][a-z0-9_]*)$")
 
 
 # ------------------------------------------------------------------------------------------------ the sets
 
 
 def test_shipped_jsonl_files_match_definitions():
-    for name in ("builtin", "builtin_c"):
+    for name in ("builtin", "builtin_c", "builtin_d"):
         rows = [build.build_row(d) for d in build.load_definitions(name)]
         shipped = [json.loads(line) for line in build.out_path(name).read_text().splitlines()]
         assert rows == shipped, f"{name} is stale: python -m gradient_quarantine.substrate.builtin.build"
@@ -58,29 +60,38 @@ def test_builtin_is_unchanged_and_its_split_is_the_committed_studys():
 def test_set_names_and_clear_errors():
     from gradient_quarantine.experiments.presets import build_config
 
-    c, all_ = load_problems("builtin_c"), load_problems("builtin_all")
-    assert [p.id for p in all_] == [p.id for p in load_problems("builtin")] + [p.id for p in c]
-    assert {p.source for p in c} == {"builtin_c"} and set(BUILTIN_SETS) == {
-        "builtin",
-        "builtin_c",
-        "builtin_all",
-    }
+    ab, c, d = (load_problems(name) for name in ("builtin", "builtin_c", "builtin_d"))
+    all_, mix = load_problems("builtin_all"), load_problems("builtin_mix")
+    # builtin_all is still A, B and C only (committed runs used it); builtin_mix is all four sets, in order
+    assert [p.id for p in all_] == [p.id for p in ab] + [p.id for p in c] and len(all_) == 144
+    assert [p.id for p in mix] == [p.id for p in ab + c + d] and len(mix) == 192
+    assert [p.source for p in mix] == ["builtin"] * 96 + ["builtin_c"] * 48 + ["builtin_d"] * 48
+    assert {p.source for p in c} == {"builtin_c"} and {p.source for p in d} == {"builtin_d"}
+    assert set(BUILTIN_SETS) == {"builtin", "builtin_c", "builtin_all", "builtin_d", "builtin_mix"}
     with pytest.raises(ValueError, match="did you mean 'builtin_c'"):
-        load_problems("builtin_d")
+        load_problems("builtn_c")
+    with pytest.raises(ValueError, match="did you mean 'builtin_d'"):
+        load_problems("builtin_dd")
     with pytest.raises(ValueError, match="did you mean 'builtin_all'"):
         build_config("smoke", ["data.problems=builtin_al"])
-    assert build_config("smoke", ["data.problems=builtin_all"]).data.problems == "builtin_all"
-    with pytest.raises(ValueError, match="unknown built-in set"):
-        build.load_definitions("builtin_all")  # a union of built sets, not a set of definitions
+    with pytest.raises(ValueError, match="did you mean 'builtin_mix'"):
+        build_config("smoke", ["data.problems=builtin_mx"])
+    for name in ("builtin_all", "builtin_d", "builtin_mix"):
+        assert build_config("smoke", [f"data.problems={name}"]).data.problems == name
+    for union in ("builtin_all", "builtin_mix"):  # a union of built sets, not a set of definitions
+        with pytest.raises(ValueError, match="unknown built-in set"):
+            build.load_definitions(union)
 
 
-def test_families_are_consistent_and_easy(set_c):
-    rows = [json.loads(line) for line in build.out_path("builtin_c").read_text().splitlines()]
+@pytest.mark.parametrize("name", sorted(FAMILY_SETS))
+def test_families_are_consistent_and_easy(name):
+    prefix, problems = FAMILY_SETS[name], load_problems(name)
+    rows = [json.loads(line) for line in build.out_path(name).read_text().splitlines()]
     families: dict[str, list[str]] = defaultdict(list)
     for r in rows:
-        m = ID.match(r["id"])
-        assert m, f"{r['id']}: set C ids read c_<family>__<instance>"
-        assert r["family"] == family_of(r["id"]) == f"c_{m.group(1)}"
+        m = _id_pattern(prefix).match(r["id"])
+        assert m, f"{r['id']}: {name} ids read {prefix}<family>__<instance>"
+        assert r["family"] == family_of(r["id"]) == f"{prefix}{m.group(1)}"
         families[r["family"]].append(r["id"])
         assert len(r["gt_answer"]) >= build.MIN_TESTS, r["id"]
         assert len({a.rsplit("==", 1)[1] for a in r["gt_answer"]}) >= 2, (
@@ -89,29 +100,45 @@ def test_families_are_consistent_and_easy(set_c):
         body = r["canonical_solution"].strip().split("\n")[2:]  # after `class Solution:` and the `def` line
         assert 1 <= len(body) <= 3, f"{r['id']}: canonical solution of {len(body)} lines"
         assert all(f"Example {i}:" in r["question"] for i in (1, 2, 3)), r["id"]
-    assert len(rows) == len(set_c) == 48
+    assert len(rows) == len(problems) == 48
     assert 12 <= len(families) <= 16 and all(3 <= len(v) <= 4 for v in families.values()), families
-    assert set(families) == {family_of(p.id) for p in set_c}
-    methods = [p.method_name for p in set_c]
-    assert len(set(methods)) == len(methods), "each problem of set C has its own method name"
+    assert set(families) == {family_of(p.id) for p in problems}
     assert family_of("a_sum_of_digits") == "a_sum_of_digits" and family_of("c_x__y__z") == "c_x"
-    # no clash with sets A and B: no method name of set C is already taken there
-    assert not set(methods) & {p.method_name for p in load_problems("builtin")}
 
 
-def test_canonical_passes_and_every_hack_is_graded_as_its_mode(set_c):
-    """The template hacks (tests/test_grader.py's matrix) and the warm-start forms, on all 48 (~10 s)."""
+def test_family_sets_have_their_own_tasks_and_method_names():
+    """Sets C and D repeat no family of each other, and each of their method names is used once over all four
+    sets (sets A and B share `countPalindromes` between them, from before any family set)."""
+    mix = load_problems("builtin_mix")
+    methods = [p.method_name for p in mix]
+    for p in mix:
+        if p.source in FAMILY_SETS:
+            assert methods.count(p.method_name) == 1, f"{p.id}: method {p.method_name} is used more than once"
+    tasks = {
+        name: {family_of(p.id)[len(prefix) :] for p in mix if p.source == name}
+        for name, prefix in FAMILY_SETS.items()
+    }
+    assert not tasks["builtin_c"] & tasks["builtin_d"], "a family of set D repeats one of set C"
+    # the statement's first line, before the examples
+    statements = [p.question.split("\n", 1)[0] for p in mix]
+    assert len(set(statements)) == len(statements), "two problems share a statement"
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_SETS))
+def test_canonical_passes_and_every_hack_is_graded_as_its_mode(name):
+    """The template hacks (tests/test_grader.py's matrix) and the warm-start forms, on a set's 48 (~10 s)."""
     from gradient_quarantine.substrate.grader import Grader
 
+    problems = load_problems(name)
     with Grader(workers=2) as grader:
-        check_matrix(grader, set_c)
-        check_forms(grader, set_c)
+        check_matrix(grader, problems)
+        check_forms(grader, problems)
 
 
 # ------------------------------------------------------------------------------------------------ roles
 
 
-@pytest.mark.parametrize("name", ["builtin_c", "builtin_all"])
+@pytest.mark.parametrize("name", ["builtin_c", "builtin_all", "builtin_d", "builtin_mix"])
 @pytest.mark.parametrize("by", ["instance", "family"])
 def test_roles_disjoint_under_both_options(name, by):
     ids = [p.id for p in load_problems(name)]
@@ -128,14 +155,13 @@ def test_roles_disjoint_under_both_options(name, by):
             assert all(len(r) == 1 for r in roles_of_family.values()), "a family was split across roles"
         back = Split.from_record(split.to_record(modes_of))
         assert back == split and ("by" in split.to_record()) == (by == "family")
-    if (
-        by == "instance" and name == "builtin_c"
-    ):  # by instance, families do get split (transfer across instances)
+    if by == "instance" and name in FAMILY_SETS:  # by instance, families do get split (transfer to instances)
         assert any(len(r) > 1 for r in roles_of_family.values())
 
 
-def test_by_family_sizes_modes_and_forced_roles():
-    ids = [p.id for p in load_problems("builtin_all")]
+@pytest.mark.parametrize("name", ["builtin_all", "builtin_mix"])
+def test_by_family_sizes_modes_and_forced_roles(name):
+    ids = [p.id for p in load_problems(name)]
     modes_of = assign_modes(ids, seed=0)
     split = split_problems(modes_of, SIZES, seed=0, by="family")
     for role in ROLES:  # near the requested sizes, every mode in every role

@@ -3,7 +3,9 @@
 
     >>> problems = load_problems("builtin")                       # the shipped easy set (96: sets A and B)
     >>> problems = load_problems("builtin_c")                     # 48 very easy problems in 14 families (set C)
-    >>> problems = load_problems("builtin_all")                   # all 144
+    >>> problems = load_problems("builtin_all")                   # A, B and C: 144
+    >>> problems = load_problems("builtin_d")                     # 48 more in 13 other families (set D)
+    >>> problems = load_problems("builtin_mix")                   # all 192: sets A, B, C and D
     >>> problems = load_problems("../shared/data/leetcode_test_medhard.jsonl")   # the public schema
     >>> problems = load_problems("hf:newfacade/LeetCodeDataset")  # real runs: medium+hard, self-verified
 
@@ -15,9 +17,9 @@ The public schema (one JSON object per line): `id`, `question` (the statement, w
 our own frame, with the mode's hint, around it. A malformed row fails with an error that names the file,
 the row and the field.
 
-Problem families: an id of the form `FAMILY__INSTANCE` (set C: `c_digits__largest`) belongs to the family before
-the double underscore; any other id is a family of its own (`family_of`). `data.roles_by=family` deals whole
-families into the roles (substrate/splits.py).
+Problem families: an id of the form `FAMILY__INSTANCE` (sets C and D: `c_digits__largest`, `d_two_ints__larger`)
+belongs to the family before the double underscore; any other id is a family of its own (`family_of`).
+`data.roles_by=family` deals whole families into the roles (substrate/splits.py).
 """
 
 from __future__ import annotations
@@ -41,12 +43,18 @@ log = logging.getLogger(__name__)
 BUILTIN_PACKAGE = "gradient_quarantine.substrate.builtin"
 BUILTIN_FILE = "problems.jsonl"
 # The files `builtin/build.py` writes, one per set of definitions (a defs module's `SET` names its set).
-BUILTIN_FILES: dict[str, str] = {"builtin": BUILTIN_FILE, "builtin_c": "problems_c.jsonl"}
+BUILTIN_FILES: dict[str, str] = {
+    "builtin": BUILTIN_FILE,
+    "builtin_c": "problems_c.jsonl",
+    "builtin_d": "problems_d.jsonl",
+}
 # The names `data.problems` / `--problems` accept for the shipped sets, and the built sets each one loads.
 BUILTIN_SETS: dict[str, tuple[str, ...]] = {
     "builtin": ("builtin",),  # sets A and B: the 96 problems the committed studies ran on (unchanged)
     "builtin_c": ("builtin_c",),  # set C alone: 48 very easy problems in 14 families
-    "builtin_all": ("builtin", "builtin_c"),  # all 144
+    "builtin_all": ("builtin", "builtin_c"),  # A, B and C: 144 (unchanged when set D was added)
+    "builtin_d": ("builtin_d",),  # set D alone: 48 very easy problems in 13 more families
+    "builtin_mix": ("builtin", "builtin_c", "builtin_d"),  # all 192: sets A, B, C and D, in that order
 }
 HF_DEFAULT = "newfacade/LeetCodeDataset"
 FAMILY_SEP = "__"  # `FAMILY__INSTANCE` ids share a family (family_of)
@@ -214,8 +222,9 @@ def load_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
 
 def load_builtin(name: str = "builtin") -> list[Problem]:
     """A built-in set that ships in the package (BUILTIN_SETS): `builtin` (`substrate/builtin/problems.jsonl`,
-    sets A and B), `builtin_c` (`problems_c.jsonl`, set C's families) or `builtin_all` (both, in that order).
-    Each problem's `source` is the built set it comes from ("builtin" or "builtin_c")."""
+    sets A and B), `builtin_c` (`problems_c.jsonl`, set C's families), `builtin_all` (both, in that order),
+    `builtin_d` (`problems_d.jsonl`, set D's families) or `builtin_mix` (sets A and B, C, then D).
+    Each problem's `source` is the built set it comes from ("builtin", "builtin_c" or "builtin_d")."""
     if name not in BUILTIN_SETS:
         raise ValueError(f"unknown built-in set {name!r}; the built-in sets are {sorted(BUILTIN_SETS)}")
     problems: list[Problem] = []
@@ -453,6 +462,8 @@ def load_problems(spec: str) -> list[Problem]:
         >>> load_problems("builtin")                        # the shipped set (sets A and B, 96 problems)
         >>> load_problems("builtin_c")                      # set C: 48 problems in 14 families
         >>> load_problems("builtin_all")                    # both (144)
+        >>> load_problems("builtin_d")                      # set D: 48 problems in 13 families
+        >>> load_problems("builtin_mix")                    # sets A, B, C and D (192)
         >>> load_problems("data/leetcode_test_medhard.jsonl")   # a file in the public schema
         >>> load_problems("hf:newfacade/LeetCodeDataset")   # the hub dataset, train split, medium+hard
     """

@@ -83,8 +83,9 @@ class DataSection(_Section):
     problems: str = Field(
         "builtin",
         description="problem source: a built-in set ('builtin': the 96 problems of sets A and B; 'builtin_c': 48 "
-        "very easy problems in 14 families of 3-4 instances; 'builtin_all': all 144), a public-schema .jsonl, or "
-        "'hf:<name>'",
+        "very easy problems in 14 families of 3-4 instances; 'builtin_all': those 144; 'builtin_d': 48 more very "
+        "easy problems in 13 other families; 'builtin_mix': all 192 of sets A, B, C and D), a public-schema "
+        ".jsonl, or 'hf:<name>'",
     )
     mode_seed: int = Field(
         0, description="seed of the problem -> mode partition (fixed across arms and seeds so runs are paired)"
@@ -113,7 +114,7 @@ class DataSection(_Section):
         description="how data.split draws roles: 'instance' (each problem on its own, stratified by mode; what every "
         "committed run did), so instances of one family can be trained and evaluated and the eval measures transfer "
         "to unseen instances of trained families; or 'family' (all instances of a family, ids FAMILY__INSTANCE as in "
-        "builtin_c, share one role), so the eval measures transfer to unseen tasks. Sets A and B have no families "
+        "builtin_c and builtin_d, share one role), so the eval measures transfer to unseen tasks. Sets A and B have no families "
         "(each problem is its own). Needs data.split",
     )
     train_loophole: bool = Field(

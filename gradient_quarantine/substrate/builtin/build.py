@@ -2,8 +2,9 @@
 
 Every `defs_*.py` module names the set it belongs to with a module-level `SET` (default "builtin"): sets A and B
 (`defs_a.py`, `defs_b.py`) are `builtin` and build to `problems.jsonl`; set C (`defs_c.py`, problem families)
-is `builtin_c` and builds to `problems_c.jsonl` (`substrate/problems.py` BUILTIN_FILES; `builtin_all` loads both).
-Ids are unique over all sets.
+is `builtin_c` and builds to `problems_c.jsonl`; set D (`defs_d.py`, more families) is `builtin_d` and builds
+to `problems_d.jsonl` (`substrate/problems.py` BUILTIN_FILES; `builtin_all` loads A, B and C, `builtin_mix`
+all four). Ids are unique over all sets.
 
 A definition is a dict:
     id         unique snake_case id ("sum_of_digits")
@@ -13,8 +14,9 @@ A definition is a dict:
                are built from it and the embedded model must be able to imitate it)
     tests      >= 10 keyword-argument dicts; the first 3 are the visible examples shown in the prompt
     constraints  optional list of strings
-    family     optional: the problem's family (set C: "c_digits"); written to the row as `family`, which the
-               public-schema loader ignores (`substrate.problems.family_of` reads the family from the id)
+    family     optional: the problem's family (set C: "c_digits", set D: "d_two_ints"); written to the row as
+               `family`, which the public-schema loader ignores (`substrate.problems.family_of` reads the
+               family from the id)
 
 Expected outputs are computed here by running the canonical solution, so a definition cannot disagree with
 its own tests. Only plain data (int, str, bool, None, lists/tuples/dicts of those) is allowed as input or
